@@ -1,0 +1,281 @@
+"""Tests for workflow_scripts.report.tables and workflow_scripts.report.emotion.
+
+Synthetic evaluation CSVs with known numbers: 2 variants (w-rebel, wdpo) ×
+2 radii × 2 seeds, plus an SFT baseline (1 seed).  Expected table values are
+computed by hand with :mod:`statistics` (``statistics.stdev`` is the sample
+std, i.e. ``ddof=1``; with a single seed the std is defined as 0).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workflow_scripts.report import emotion
+from workflow_scripts.report.tables import (
+    atomic_path,
+    fmt_variant,
+    format_mean_std,
+    latex_escape,
+    mean_pm_std,
+    sample_std,
+    write_table,
+)
+
+ALPHAS = [0.0, 0.1, 0.5, 1.0]
+ALPHA0 = 0.1
+SEEDS = [1, 2]
+# Convex-mixture reward profiles over ALPHAS (seed 0 offset).  w-rebel: radius
+# 0.1 has the higher mean over alpha but radius 0.5 the higher worst case.
+# wdpo radii "2" and "10" check numeric (not lexicographic) radius handling.
+PROFILES: dict[tuple[str, str], list[float]] = {
+    ("w-rebel", "0.1"): [0.9, 1.0, 0.6, 0.2],
+    ("w-rebel", "0.5"): [0.6, 0.65, 0.6, 0.5],
+    ("wdpo", "2"): [0.7, 0.8, 0.3, 0.1],
+    ("wdpo", "10"): [0.5, 0.5, 0.5, 0.5],
+}
+SFT_PROFILE = [0.3, 0.3, 0.25, 0.2]
+GEOMETRIC_SHIFT = -0.05
+
+
+def reward(variant: str, radius: str, seed: int, mixture: str, i: int) -> float:
+    base = SFT_PROFILE if variant == "sft" else PROFILES[(variant, radius)]
+    r = base[i] + 0.01 * seed * (i + 1)  # seed-dependent, alpha-dependent noise
+    if mixture == "geometric":
+        r += GEOMETRIC_SHIFT - 0.02 * seed
+    return r
+
+
+def run_frame(variant: str, radius: str, seed: int) -> pd.DataFrame:
+    rows = [
+        {"variant": variant, "radius": radius, "seed": seed, "mixture": mix,
+         "alpha": a, "reward": reward(variant, radius, seed, mix, i)}
+        for mix in ("convex", "geometric")
+        for i, a in enumerate(ALPHAS)
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> list[Path]:
+    paths = []
+    d = tmp_path / "eval"
+    d.mkdir()
+    for variant, radius in PROFILES:
+        for seed in SEEDS:
+            p = d / f"{variant}_r{radius}_s{seed}.csv"
+            run_frame(variant, radius, seed).to_csv(p, index=False)
+            paths.append(p)
+    p = d / "sft.csv"
+    run_frame("sft", "0", 0).to_csv(p, index=False)
+    paths.append(p)
+    return paths
+
+
+def hand_cell(variant: str, radius: str, seeds: list[int], mixture: str, stat: str):
+    per_seed = []
+    for s in seeds:
+        vals = [reward(variant, radius, s, mixture, i) for i in range(len(ALPHAS))]
+        per_seed.append(statistics.fmean(vals) if stat == "mean" else min(vals))
+    std = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+    return statistics.fmean(per_seed), std
+
+
+def build(inputs, tmp_path, selection="worst"):
+    fig = tmp_path / "out" / "figures" / "emotion_alpha_sweep"
+    tab = tmp_path / "out" / "tables" / "emotion_robustness"
+    table, best = emotion.build_report(inputs, ALPHA0, fig, tab, selection)
+    return table, best, fig, tab
+
+
+# --------------------------------------------------------------------------
+# tables.py
+# --------------------------------------------------------------------------
+def test_fmt_variant_names():
+    expected = {
+        "rebel": "REBEL", "w-rebel": "W-REBEL", "kl-rebel": "KL-REBEL",
+        "chi2-rebel": "χ²-REBEL", "dpo": "DPO", "wdpo": "WDPO", "kl-dpo": "KL-DPO",
+        "chi2-dpo": "χ²-DPO", "sft": "SFT",
+    }
+    for k, v in expected.items():
+        assert fmt_variant(k) == v
+    assert fmt_variant("chi2-rebel", latex=True) == r"$\chi^2$-REBEL"
+    assert fmt_variant("chi2-dpo", latex=True) == r"$\chi^2$-DPO"
+
+
+def test_mean_pm_std_formatting():
+    assert mean_pm_std([0.5, 0.524]) == "0.512 ± 0.017"
+    assert mean_pm_std([0.512]) == "0.512"  # n=1: mean only
+    assert mean_pm_std([]) == "–"
+    assert format_mean_std(float("nan"), 0.1) == "–"
+    assert format_mean_std(0.5, 0.0, n=1) == "0.500"
+    assert format_mean_std(0.5, 0.01, n=3, precision=2) == "0.50 ± 0.01"
+    assert sample_std([1.0]) == 0.0
+    assert sample_std([1.0, 3.0]) == pytest.approx(statistics.stdev([1.0, 3.0]))
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50%") == r"a\_b \& 50\%"
+    assert latex_escape("0.5 ± 0.1") == r"0.5 $\pm$ 0.1"
+    assert latex_escape("χ²-DPO") == r"$\chi^2$-DPO"
+
+
+def test_write_table_generic(tmp_path):
+    df = pd.DataFrame({
+        "name_x": ["a_b", "c"], "n": [2, 1],
+        "score_mean": [0.5, 0.25], "score_std": [0.1, 0.0], "plain": [1.23456, float("nan")],
+    })
+    paths = write_table(df, tmp_path / "sub" / "t", columns={"score": "Score"}, count_column="n")
+    assert set(paths) == {"csv", "md", "tex"}
+    pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), df)
+    md = paths["md"].read_text()
+    assert "0.500 ± 0.100" in md and " 0.250 |" in md and "Score" in md and "–" in md
+    tex = paths["tex"].read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"a\_b" in tex
+    assert r"name\_x" in tex and r"0.500 $\pm$ 0.100" in tex
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["t.csv", "t.md", "t.tex"]
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "x.pdf"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pdf"]
+
+
+# --------------------------------------------------------------------------
+# emotion.py
+# --------------------------------------------------------------------------
+def test_table_matches_hand_computation(inputs, tmp_path):
+    table, _, _, tab = build(inputs, tmp_path)
+    csv = pd.read_csv(tab.with_suffix(".csv"), dtype={"radius": str})
+    assert list(csv.columns) == [
+        "variant", "radius", "n_seeds",
+        "convex_mean_mean", "convex_mean_std", "convex_worst_mean", "convex_worst_std",
+        "geometric_mean_mean", "geometric_mean_std",
+        "geometric_worst_mean", "geometric_worst_std",
+    ]
+    # Row order: SFT first, REBEL family before DPO family, radii numeric.
+    assert list(zip(csv["variant"], csv["radius"])) == [
+        ("sft", "0"), ("w-rebel", "0.1"), ("w-rebel", "0.5"), ("wdpo", "2"), ("wdpo", "10"),
+    ]
+    cells = [("sft", "0", [0])] + [(v, r, SEEDS) for v, r in PROFILES]
+    for variant, radius, seeds in cells:
+        row = csv[(csv["variant"] == variant) & (csv["radius"] == radius)].iloc[0]
+        assert row["n_seeds"] == len(seeds)
+        for mix in ("convex", "geometric"):
+            for stat in ("mean", "worst"):
+                m, s = hand_cell(variant, radius, seeds, mix, stat)
+                assert row[f"{mix}_{stat}_mean"] == pytest.approx(m, abs=1e-12)
+                assert row[f"{mix}_{stat}_std"] == pytest.approx(s, abs=1e-12)
+    # one explicit number: w-rebel 0.1, convex, worst case = last alpha
+    w1 = [0.2 + 0.01 * s * 4 for s in SEEDS]
+    row = csv[(csv["variant"] == "w-rebel") & (csv["radius"] == "0.1")].iloc[0]
+    assert row["convex_worst_mean"] == pytest.approx(0.26)
+    assert row["convex_worst_std"] == pytest.approx(statistics.stdev(w1))
+    sft = csv[csv["variant"] == "sft"].iloc[0]
+    assert sft["convex_mean_std"] == 0.0  # n=1 -> std 0
+
+
+def test_best_radius_selection(inputs, tmp_path):
+    _, best, _, _ = build(inputs, tmp_path, "worst")
+    assert best == {"w-rebel": "0.5", "wdpo": "10"}
+    _, best_mean, _, _ = build(inputs, tmp_path, "mean")
+    assert best_mean == {"w-rebel": "0.1", "wdpo": "10"}
+
+
+def test_best_radius_tie_goes_to_smallest_radius():
+    tab = pd.DataFrame({
+        "variant": ["kl-rebel", "kl-rebel", "kl-rebel"], "radius": ["10", "2", "0.5"],
+        "n_seeds": [1, 1, 1],
+        **{f"{m}_{s}_{a}": [0.4, 0.5, 0.5] for m in ("convex", "geometric")
+           for s in ("mean", "worst") for a in ("mean", "std")},
+    })
+    assert emotion.select_best_radius(tab) == {"kl-rebel": "0.5"}
+
+
+def test_table_files_exist_and_agree(inputs, tmp_path):
+    _, _, _, tab = build(inputs, tmp_path)
+    csv = pd.read_csv(tab.with_suffix(".csv"), dtype={"radius": str})
+    md_lines = tab.with_suffix(".md").read_text().strip().splitlines()
+    tex = tab.with_suffix(".tex").read_text()
+    header = [c.strip() for c in md_lines[0].strip("|").split("|")]
+    assert header == ["Variant", "Radius", "Seeds (n)", "Convex mean", "Convex worst",
+                      "Geometric mean", "Geometric worst"]
+    body = [[c.strip() for c in ln.strip("|").split("|")] for ln in md_lines[2:]]
+    assert len(body) == len(csv)
+    tex_rows = [ln for ln in tex.splitlines() if ln.endswith(r"\\")][1:]  # skip header
+    assert len(tex_rows) == len(csv)
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    for (_, row), md_row, tex_row in zip(csv.iterrows(), body, tex_rows):
+        expected = [fmt_variant(row["variant"]), row["radius"], str(row["n_seeds"])]
+        for mix in ("convex", "geometric"):
+            for stat in ("mean", "worst"):
+                expected.append(format_mean_std(
+                    row[f"{mix}_{stat}_mean"], row[f"{mix}_{stat}_std"], row["n_seeds"]))
+        assert md_row == expected
+        assert tex_row == " & ".join(latex_escape(c) for c in expected) + r" \\"
+    # n=1 (SFT) shows the mean only; others show mean ± std
+    assert "±" not in body[0][3] and "±" in body[1][3]
+
+
+def test_figure_written_and_nothing_else(inputs, tmp_path):
+    _, _, fig, tab = build(inputs, tmp_path)
+    for ext in ("pdf", "png"):
+        p = fig.with_name(f"{fig.name}.{ext}")
+        assert p.is_file() and p.stat().st_size > 1000
+    assert fig.with_name(fig.name + ".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.with_name(fig.name + ".pdf").read_bytes()[:5] == b"%PDF-"
+    out = sorted(str(p.relative_to(tmp_path / "out"))
+                 for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert out == [
+        "figures/emotion_alpha_sweep.pdf", "figures/emotion_alpha_sweep.png",
+        "tables/emotion_robustness.csv", "tables/emotion_robustness.md",
+        "tables/emotion_robustness.tex",
+    ]
+
+
+def test_cli_main(inputs, tmp_path, caplog):
+    fig = tmp_path / "cli" / "fig"
+    tab = tmp_path / "cli" / "tab"
+    with caplog.at_level("INFO"):
+        rc = emotion.main(["--inputs", *map(str, inputs), "--alpha0", "0.1",
+                           "--figure", str(fig), "--table", str(tab)])
+    assert rc == 0
+    assert (tmp_path / "cli" / "fig.png").is_file() and (tmp_path / "cli" / "tab.tex").is_file()
+    assert any("best radius (worst) W-REBEL=0.5, WDPO=10" in r.getMessage() for r in caplog.records)
+
+
+def test_missing_column_names_file(inputs, tmp_path):
+    bad = tmp_path / "bad_run.csv"
+    run_frame("wdpo", "2", 1).drop(columns=["reward"]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"bad_run\.csv.*missing column\(s\) reward") as exc:
+        emotion.load_inputs([*inputs, bad])
+    assert "\n" not in str(exc.value)
+
+
+def test_nan_value_names_file(tmp_path):
+    bad = tmp_path / "nan_run.csv"
+    df = run_frame("wdpo", "2", 1)
+    df.loc[3, "reward"] = float("nan")
+    df.to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"nan_run\.csv.*NaN.*reward"):
+        emotion.load_inputs([bad])
+
+
+def test_duplicate_and_grid_mismatch_rejected(inputs, tmp_path):
+    with pytest.raises(ValueError, match="duplicate"):
+        emotion.load_inputs([*inputs, inputs[0]])
+    odd = tmp_path / "odd_grid.csv"
+    df = run_frame("w-rebel", "0.5", 7)
+    df.loc[df["alpha"] == 1.0, "alpha"] = 0.9
+    df.to_csv(odd, index=False)
+    with pytest.raises(ValueError, match=r"odd_grid\.csv.*alpha grid"):
+        emotion.load_inputs([*inputs, odd])
