@@ -1,0 +1,167 @@
+"""The robust objective under torch.distributed (2 gloo processes on the CPU, float64).
+
+Each rank holds a slice of the global batch (equal 4/4 and unequal 3/5 splits), computes
+``objective(losses_local)`` and backpropagates; the per-rank parameter gradients are
+averaged with ``all_reduce`` (what DDP / DeepSpeed do). The result must equal one process
+holding the concatenated batch: weights, value, mean loss, penalty and gradients.
+
+The two processes are spawned once per module (a fixture); every variant and split is then
+its own test reading the saved results.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from workflow_scripts.losses import robust_objective
+
+F64 = torch.float64
+N, T, V, D, H = 8, 4, 11, 5, 6
+WORLD = 2
+
+CONFIGS = {
+    "rebel": ("rebel", 0.0, {}),
+    "dpo": ("dpo", 0.0, {}),
+    "kl-rebel": ("kl-rebel", 0.5, {}),
+    "kl-dpo": ("kl-dpo", 0.2, {}),
+    "kl-rebel[clipped]": ("kl-rebel", 0.5, {"kl_form": "clipped"}),
+    "chi2-rebel": ("chi2-rebel", 0.3, {}),
+    "chi2-dpo": ("chi2-dpo", 1.0, {}),
+    "w-rebel": ("w-rebel", 0.2, {}),
+    "wdpo": ("wdpo", 0.4, {}),
+    "w-rebel[pointwise]": ("w-rebel", 0.2, {"wasserstein_form": "pointwise"}),
+    "wdpo[pointwise]": ("wdpo", 0.4, {"wasserstein_form": "pointwise"}),
+}
+SPLITS = {"4+4": (4, 4), "3+5": (3, 5)}
+
+
+class Toy(torch.nn.Module):
+    """Embedding -> tanh MLP -> per-token score summed over the sequence (a 'sequence log-prob').
+
+    Non-linear in the embeddings, so the Wasserstein penalty's double backward is non-trivial.
+    """
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.nn.Embedding(V, D).to(F64)
+        self.lin = torch.nn.Linear(D, H).to(F64)
+        self.out = torch.nn.Linear(H, 1, bias=False).to(F64)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g, dtype=F64))
+
+    def forward(self, ids):
+        e = self.emb(ids)                                               # (R, T, D)
+        lp = self.out(torch.tanh(self.lin(e))).squeeze(-1).sum(1) - 5.0  # (R,)
+        return lp, e
+
+
+def make_data():
+    g = torch.Generator().manual_seed(1)
+    chosen = torch.randint(0, V, (N, T), generator=g)
+    rejected = torch.randint(0, V, (N, T), generator=g)
+    anchor = torch.randn(N, 2, generator=g, dtype=F64) - 5.0
+    reward = torch.randn(N, 2, generator=g, dtype=F64)
+    return chosen, rejected, anchor, reward
+
+
+def step(cfg, start, stop, group=None):
+    """One forward/backward on samples [start, stop); returns the output and the flat gradient."""
+    variant, radius, kwargs = cfg
+    model = Toy()
+    chosen, rejected, anchor, reward = make_data()
+    ids = torch.cat([chosen[start:stop], rejected[start:stop]])        # k*B layout, k = 2
+    lp, emb = model(ids)
+    b = stop - start
+    logp = torch.stack([lp[:b], lp[b:]], 1)
+    obj = robust_objective(variant, radius, eta=1.0, beta=0.5, group=group, **kwargs)
+    losses = obj.per_sample(logp, anchor[start:stop], reward[start:stop])
+    out = obj(losses, emb if obj.needs_embeddings else None)
+    out.loss.backward()
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    return out, grad
+
+
+def _record(out, grad):
+    return {
+        "weights": None if out.weights is None else out.weights.clone(),
+        "value": out.value.clone(),
+        "mean_loss": out.mean_loss.clone(),
+        "penalty": None if out.penalty is None else out.penalty.clone(),
+        "grad": grad.clone(),
+    }
+
+
+def _worker(rank, init_file, outdir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    results = {}
+    try:
+        for split_name, sizes in SPLITS.items():
+            start = sum(sizes[:rank])
+            stop = start + sizes[rank]
+            for name, cfg in CONFIGS.items():
+                out, grad = step(cfg, start, stop)
+                dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+                grad /= WORLD                                           # the data-parallel average
+                results[(split_name, name)] = _record(out, grad)
+        # Each rank alone in its own process group: the objective must ignore the other rank.
+        groups = [dist.new_group([r]) for r in range(WORLD)]
+        start, stop = (0, 4) if rank == 0 else (4, N)
+        for name, cfg in CONFIGS.items():
+            out, grad = step(cfg, start, stop, group=groups[rank])
+            results[("subgroup", name)] = _record(out, grad)
+        dist.barrier()
+    finally:
+        torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def dist_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dist")
+    mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _assert_same(got, ref, what):
+    for key in ["value", "mean_loss"]:
+        torch.testing.assert_close(got[key], ref[key], rtol=1e-12, atol=1e-12, msg=f"{what}: {key}")
+    for key in ["weights", "penalty"]:
+        assert (got[key] is None) == (ref[key] is None), f"{what}: {key}"
+        if ref[key] is not None:
+            torch.testing.assert_close(got[key], ref[key], rtol=1e-12, atol=1e-12, msg=f"{what}: {key}")
+    torch.testing.assert_close(got["grad"], ref["grad"], rtol=1e-10, atol=1e-10, msg=f"{what}: gradient")
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_two_ranks_equal_one_process(dist_results, name, split):
+    out, grad = step(CONFIGS[name], 0, N)                               # single process, whole batch
+    ref = _record(out, grad)
+    assert ref["grad"].abs().max() > 0
+    if ref["weights"] is not None:
+        assert ref["weights"].shape == (N,)
+    for rank in range(WORLD):
+        _assert_same(dist_results[rank][(split, name)], ref, f"{name} {split} rank {rank}")
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_objective_respects_its_process_group(dist_results, name):
+    """group=<a one-rank group> must behave exactly like a single process on that rank's data."""
+    for rank, (start, stop) in enumerate([(0, 4), (4, N)]):
+        out, grad = step(CONFIGS[name], start, stop)
+        _assert_same(dist_results[rank][("subgroup", name)], _record(out, grad), f"{name} rank {rank} own group")
