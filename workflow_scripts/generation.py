@@ -1,0 +1,122 @@
+"""Sampling completions and scoring them with sequence log-probabilities.
+
+Conventions used across the project:
+- prompts are left-padded for generation (so every prompt ends at the same column and the
+  KV cache is used), completions are right-padded;
+- ``logp(y|x)`` is the SUM of log-probabilities of the response tokens only: prompt tokens
+  and padding are masked out (SPEC section 2).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if len(s):
+            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int, pad_id: int, max_new_tokens: int,
+                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch_size: int = 64,
+                       generator_seed: int | None = None, desc: str = "sampling", num_return_sequences: int = 1,
+                       device: torch.device | str = "cpu") -> list[list[int]]:
+    """Sample completions (token ids, without the prompt, cut after the first EOS) for each prompt.
+
+    Returns ``len(prompts) * num_return_sequences`` lists, prompt-major. ``top_k=0`` and
+    ``top_p=1`` is plain ancestral sampling (the emotion protocol).
+    """
+    if generator_seed is not None:
+        torch.manual_seed(generator_seed)
+    was_training = model.training
+    model.eval()
+    out: list[list[int]] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, mininterval=5):
+        chunk = prompts[start:start + batch_size]
+        ids, mask = left_pad(chunk, pad_id)
+        generated = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
+            temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+            num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=eos_id, use_cache=True,
+        )
+        for row in generated[:, ids.shape[1]:].tolist():
+            if eos_id in row:
+                row = row[: row.index(eos_id) + 1]
+            out.append(row)
+    model.train(was_training)
+    return out
+
+
+def build_pair_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int,
+                     max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """Right-padded ``prompt + response`` rows with a mask selecting the response tokens.
+
+    ``response_mask[b, t] = 1`` iff token t of row b belongs to the response; the log-prob
+    of token t is predicted from position t - 1.
+    """
+    rows, starts = [], []
+    for p, r in zip(prompts, responses):
+        seq = list(p) + list(r)
+        if max_length is not None:
+            seq = seq[:max_length]
+        rows.append(seq)
+        starts.append(min(len(p), len(seq)))
+    width = max(len(s) for s in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    response = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (seq, s) in enumerate(zip(rows, starts)):
+        ids[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[i, :len(seq)] = 1
+        response[i, s:len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": attention, "response_mask": response}
+
+
+def sequence_logprob(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Sum over response tokens of ``log pi(token_t | tokens_<t)``; prompt and padding excluded."""
+    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_logprobs = torch.gather(logprobs, 2, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (token_logprobs * response_mask[:, 1:].to(token_logprobs.dtype)).sum(dim=1)
+
+
+def forward_logprob(model, batch: dict[str, torch.Tensor], *, with_embeddings: bool = False):
+    """Sequence log-probs of a pair batch; optionally also the embedding-layer output.
+
+    The embeddings are computed explicitly and fed as ``inputs_embeds`` so that they are a
+    node of the autograd graph (the Wasserstein penalty differentiates with respect to them).
+    """
+    ids = batch["input_ids"]
+    # Position ids from the attention mask keep right padding harmless.
+    if with_embeddings:
+        embeddings = model.get_input_embeddings()(ids)
+        out = model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"])
+    else:
+        embeddings = None
+        out = model(input_ids=ids, attention_mask=batch["attention_mask"])
+    return sequence_logprob(out.logits, ids, batch["response_mask"]), embeddings
+
+
+@torch.no_grad()
+def score_logprobs(model, prompts, responses, *, pad_id: int, batch_size: int = 64, max_length: int | None = None,
+                   device="cpu", desc: str = "log-probs") -> torch.Tensor:
+    """``logp(response | prompt)`` for many pairs, in eval mode, batched."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, mininterval=5):
+        batch = build_pair_batch(prompts[start:start + batch_size], responses[start:start + batch_size], pad_id, max_length)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        lp, _ = forward_logprob(model, batch)
+        out.append(lp.float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,116 @@
+"""Supervised fine-tuning of the policy on the emotion texts (causal LM, max length 68).
+
+    torchrun --standalone --nproc_per_node N -m workflow_scripts.train.sft --data DIR --tokenizer DIR \
+        --model gpt2 --out sft/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..common.io import setup_logging, write_json_atomic
+from ..common.runinfo import seed_everything, write_run_info
+from ..data.emotion import load_emotion_split
+from ..models.build import build_causal_lm, load_tokenizer
+from .engine import init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
+from .supervised import evaluate_batches, steps_per_epoch, train_supervised
+
+logger = logging.getLogger("sft")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="emotion dataset: hub id or local directory")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (from the tokenizer rule)")
+    p.add_argument("--model", required=True, help="hub id / directory, or a JSON object of GPT2Config arguments")
+    p.add_argument("--out", required=True, help="output directory (save_pretrained) ")
+    p.add_argument("--metrics", required=True, help="metrics JSON (train loss, validation perplexity)")
+    p.add_argument("--run-info", required=True, help="run_info.json path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--global-batch", type=int, default=64)
+    p.add_argument("--micro-batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--warmup-ratio", type=float, default=0.05)
+    p.add_argument("--max-length", type=int, default=68)
+    p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--max-train-examples", type=int, default=0, help="0 = all")
+    return p.parse_args(argv)
+
+
+def model_spec(text: str):
+    """A model spec on the command line: JSON object -> config mapping, anything else -> hub id / path."""
+    text = text.strip()
+    return json.loads(text) if text.startswith("{") else text
+
+
+def tokenize_texts(tokenizer, texts, max_length: int) -> list[list[int]]:
+    # Each text ends with EOS so the policy learns to stop (GPT-2 tokenizers add none by themselves).
+    return [tokenizer(t)["input_ids"][: max_length - 1] + [tokenizer.eos_token_id] for t in texts]
+
+
+def lm_batch(rows: list[list[int]], pad_id: int) -> dict:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        mask[i, :len(r)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def main(argv=None):
+    setup_logging()
+    args = parse_args(argv)
+    started = time.time()
+    rank, world, device = init_distributed()
+    split = split_batch(args.global_batch, args.micro_batch, world)
+    precision = resolve_precision(args.precision)
+    seed_everything(args.seed)
+    tokenizer = load_tokenizer(args.tokenizer)
+    train = load_emotion_split(args.data, "train")
+    if args.max_train_examples:
+        train = train.iloc[: args.max_train_examples]
+    valid = load_emotion_split(args.data, "validation")
+    train_rows = tokenize_texts(tokenizer, train["text"], args.max_length)
+    valid_rows = tokenize_texts(tokenizer, valid["text"], args.max_length)
+
+    model = build_causal_lm(model_spec(args.model), tokenizer, seed=args.seed)
+    total = steps_per_epoch(len(train_rows), split) * args.epochs
+    engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
+                                    zero_stage=args.zero_stage, precision=precision)
+    if rank == 0:
+        logger.info("SFT on %d texts: world %d, micro %d x accum %d = global %d, %d steps, %s",
+                    len(train_rows), world, split.micro_batch, split.grad_accum, split.global_batch, total, precision)
+    pad = tokenizer.pad_token_id
+    history = train_supervised(
+        engine, len(train_rows), lambda idx: lm_batch([train_rows[i] for i in idx], pad),
+        lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft")
+
+    def token_nll(model, b):
+        out = model(**b)
+        n = int((b["labels"][:, 1:] != -100).sum())
+        return float(out.loss) * n, n
+    parts = evaluate_batches(engine.module, len(valid_rows), lambda idx: lm_batch([valid_rows[i] for i in idx], pad),
+                             token_nll, 64, device)
+    valid_nll = sum(p[0] for p in parts) / max(1, sum(p[1] for p in parts))
+    save_model(engine, tokenizer, args.out, rank)
+    if rank == 0:
+        write_json_atomic(args.metrics, {"train_loss_final": history[-1]["loss"], "steps": len(history),
+                                         "validation_nll": valid_nll, "validation_perplexity": math.exp(valid_nll)})
+        write_run_info(args.run_info, job="sft", seed=args.seed,
+                       **run_info_fields(split, ds_config, precision), deepspeed_config=ds_config, args=vars(args),
+                       wall_seconds=round(time.time() - started, 2))
+        logger.info("SFT done in %.1fs: validation perplexity %.2f", time.time() - started, math.exp(valid_nll))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The supervised loop shared by SFT and reward-model training (nanoGPT-sized on purpose)."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .engine import BatchSplit
+
+logger = logging.getLogger(__name__)
+
+
+def steps_per_epoch(n_examples: int, split: BatchSplit) -> int:
+    steps = n_examples // split.global_batch
+    if steps == 0:
+        raise ValueError(f"{n_examples} training examples is fewer than one global batch of {split.global_batch}.")
+    return steps
+
+
+def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable,
+                     split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str) -> list[dict]:
+    """Seeded shuffles per epoch; each global batch is sliced over ranks, then micro-batches.
+
+    ``make_batch(indices)`` returns tensors; ``loss_fn(engine, batch)`` returns a scalar loss.
+    Returns one history row per optimizer step (rank 0's view of the loss).
+    """
+    history = []
+    per_epoch = steps_per_epoch(n_examples, split)
+    per_rank = split.micro_batch * split.grad_accum
+    total = per_epoch * epochs
+    bar = tqdm(total=total, desc=desc, disable=rank != 0, mininterval=5)
+    engine.train()
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(n_examples)
+        for step in range(per_epoch):
+            batch_idx = order[step * split.global_batch:(step + 1) * split.global_batch]
+            mine = batch_idx[rank * per_rank:(rank + 1) * per_rank]
+            losses = []
+            for m in range(split.grad_accum):
+                micro = make_batch(mine[m * split.micro_batch:(m + 1) * split.micro_batch])
+                micro = {k: v.to(device) for k, v in micro.items()}
+                loss = loss_fn(engine, micro)
+                engine.backward(loss)
+                engine.step()
+                losses.append(float(loss))
+            row = {"epoch": epoch, "step": len(history), "loss": float(np.mean(losses)), "lr": engine.get_lr()[0]}
+            history.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if rank == 0 and (len(history) % max(1, total // 10) == 0 or len(history) == total):
+                logger.info("%s step %d/%d epoch %d loss %.4f lr %.3g", desc, len(history), total, epoch, row["loss"], row["lr"])
+    bar.close()
+    return history
+
+
+@torch.no_grad()
+def evaluate_batches(model, n_examples: int, make_batch, fn, batch_size: int, device) -> list:
+    """Apply ``fn(model, batch)`` over an eval set in order (rank-local, no shuffling)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, n_examples, batch_size):
+        batch = make_batch(np.arange(start, min(n_examples, start + batch_size)))
+        out.append(fn(model, {k: v.to(device) for k, v in batch.items()}))
+    model.train(was_training)
+    return out
