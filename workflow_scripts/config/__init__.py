@@ -1,0 +1,118 @@
+"""Config validation: the JSON schema plus the checks a schema cannot express.
+
+Every problem becomes one line naming the key (``ConfigError``); the Snakefile prints it and
+exits before any job is planned.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ConfigError(ValueError):
+    """A config mistake, described in one line that names the key."""
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key(path) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path]
+    return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+def _describe(error) -> str:
+    """One line for a jsonschema error."""
+    key = _key(error.absolute_path)
+    v = error.validator
+    if v == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {}))
+        where = f"{key}." if error.absolute_path else ""
+        return f"unknown config key '{where}{extra[0]}' (a typo?); allowed keys here: {allowed}"
+    if v == "required":
+        return f"config key '{key}' is missing a required entry: {error.message.split(' is ')[0]}"
+    if v == "enum":
+        return f"config key '{key}' must be one of {error.validator_value}, got {error.instance!r}"
+    if v == "type":
+        return f"config key '{key}' must be of type {error.validator_value}, got {error.instance!r}"
+    if v == "exclusiveMinimum":
+        return f"config key '{key}' must be > {error.validator_value}, got {error.instance!r}"
+    if v == "minimum":
+        return f"config key '{key}' must be >= {error.validator_value}, got {error.instance!r}"
+    if v == "maximum":
+        return f"config key '{key}' must be <= {error.validator_value}, got {error.instance!r}"
+    if v == "minItems":
+        return f"config key '{key}' must list at least {error.validator_value} item(s), got {error.instance!r}"
+    if v == "maxItems":
+        return f"config key '{key}' must list at most {error.validator_value} item(s), got {error.instance!r}"
+    if v == "uniqueItems":
+        return f"config key '{key}' has duplicate entries: {error.instance!r}"
+    if v == "oneOf":
+        return f"config key '{key}' has an invalid value {error.instance!r}: {error.schema.get('description', 'see the schema')}"
+    return f"config key '{key}': {error.message}"
+
+
+def _schema_errors(config: dict) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    return [_describe(e) for e in errors]
+
+
+def _dataset_error(key: str, source: str, generated: Any) -> str | None:
+    if source == "generated":
+        return None if generated else f"config key '{key}' is 'generated' but 'emotion.generate_dataset' is not set"
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return None
+    looks_like_path = source.startswith(("/", "./", "../", "~")) or path.suffix in (".jsonl", ".csv", ".parquet")
+    if looks_like_path or not _HUB_ID.match(source):
+        return f"config key '{key}': dataset directory {source!r} does not exist"
+    return None
+
+
+def _semantic_errors(config: dict) -> list[str]:
+    errors = []
+    emotion = config["emotion"]
+    first, second = emotion["mixture"]["objectives"]
+    if first == second:
+        errors.append(f"config key 'emotion.mixture.objectives' names the same objective twice ({first!r}); pick two different ones")
+    problem = _dataset_error("emotion.dataset", emotion["dataset"], emotion.get("generate_dataset"))
+    if problem:
+        errors.append(problem)
+    two_procs = config["launch"]["align_two_process_variants"]
+    for stage in ("sft", "reward", "align"):
+        section = emotion[stage]
+        procs = {"sft": config["launch"]["cpu_procs"]["sft"], "reward": config["launch"]["cpu_procs"]["reward_model"],
+                 "align": max([config["launch"]["cpu_procs"]["align"]] + ([2] if two_procs else []))}[stage]
+        g, m = section["global_batch"], section["micro_batch"]
+        if g % (m * procs):
+            errors.append(f"config key 'emotion.{stage}.global_batch' ({g}) must be divisible by micro_batch ({m}) "
+                          f"x processes ({procs})")
+    if emotion["align"]["regime"] == "online" and emotion["align"]["iterations"] <= 0:
+        errors.append("config key 'emotion.align.iterations' must be > 0 in the online regime")
+    if emotion["tokenizer"] == "train-bpe" and not isinstance(emotion["policy_model"], dict):
+        errors.append("config key 'emotion.tokenizer' is 'train-bpe', which only fits models built from a config "
+                      "(emotion.policy_model must then be a mapping of GPT2Config arguments)")
+    return errors
+
+
+def validate_config(config: dict) -> None:
+    """Raise :class:`ConfigError` with one line for the first problem found."""
+    errors = _schema_errors(config)
+    if not errors:
+        errors = _semantic_errors(config)
+    if errors:
+        extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(errors[0] + extra)

@@ -1,0 +1,111 @@
+"""Preference pairs for emotion alignment (SPEC 5.1), made once from the SFT policy.
+
+Prompts are the first ``prompt_tokens`` tokens of each text. Two completions per prompt are
+sampled from the SFT policy (top-k 0, top-p 1), both are scored by the reward model, and a
+Bradley-Terry label is drawn under the training mixture r*(alpha0). The reference
+log-probs ``logp_ref`` (the SFT policy, which is also DPO's reference and REBEL's
+``anchor: reference``) are computed here, once, for every pair.
+
+    python -m workflow_scripts.data.emotion_pairs --data DIR --policy sft/ --reward-model rm/ --out pairs.parquet
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..common.io import setup_logging, write_frame_atomic
+from ..common.runinfo import seed_everything
+from ..generation import sample_completions, score_logprobs
+from ..mixtures import MIXTURES, bradley_terry_labels, mix
+from ..models.build import load_causal_lm, load_tokenizer
+from ..models.emotion_reward import REWARD_EMOTIONS, EmotionRewardModel
+from .emotion import load_emotion_split
+
+logger = logging.getLogger("pairs")
+
+
+def make_prompts(tokenizer, texts: Sequence[str], prompt_tokens: int, limit: int = 0) -> list[list[int]]:
+    """The first ``prompt_tokens`` tokens of each text long enough to have a continuation."""
+    prompts = []
+    for text in texts:
+        ids = tokenizer(text)["input_ids"]
+        if len(ids) > prompt_tokens:
+            prompts.append(ids[:prompt_tokens])
+            if limit and len(prompts) == limit:
+                break
+    if not prompts:
+        raise ValueError(f"no text has more than {prompt_tokens} tokens: cannot build prompts.")
+    return prompts
+
+
+def score_completions(reward_model: EmotionRewardModel, tokenizer, prompts, completions) -> np.ndarray:
+    """(N, 5) emotion probabilities of prompt + completion, decoded to text for the reward model."""
+    texts = [tokenizer.decode(list(p) + list(c), skip_special_tokens=True) for p, c in zip(prompts, completions)]
+    scores = reward_model.scores(texts)
+    return scores[:, [reward_model.labels.index(e) for e in REWARD_EMOTIONS]]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="emotion dataset (hub id or local directory)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--policy", required=True, help="SFT policy directory (with its tokenizer)")
+    p.add_argument("--reward-model", required=True)
+    p.add_argument("--out", required=True, help="pairs parquet")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-prompts", type=int, default=0, help="0 = every text of the split")
+    p.add_argument("--prompt-tokens", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--objectives", nargs=2, default=("anger", "fear"), metavar=("R1", "R2"))
+    p.add_argument("--alpha0", type=float, default=0.1)
+    p.add_argument("--mixture", default="convex", choices=MIXTURES)
+    p.add_argument("--bt-scale", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=64)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    setup_logging()
+    a = parse_args(argv)
+    seed_everything(a.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = load_tokenizer(a.policy)
+    policy = load_causal_lm(a.policy).to(device)
+    reward_model = EmotionRewardModel(a.reward_model, device)
+    texts = load_emotion_split(a.data, a.split)["text"]
+    prompts = make_prompts(tokenizer, texts, a.prompt_tokens, a.n_prompts)
+    logger.info("%d prompts of %d tokens from the %s split", len(prompts), a.prompt_tokens, a.split)
+
+    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
+                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
+                                     num_return_sequences=2, generator_seed=a.seed, batch_size=a.batch_size,
+                                     device=device, desc="sampling pairs")
+    y1, y2 = completions[0::2], completions[1::2]
+    s1 = score_completions(reward_model, tokenizer, prompts, y1)
+    s2 = score_completions(reward_model, tokenizer, prompts, y2)
+    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
+    r1 = mix(s1[:, j1], s1[:, j2], a.alpha0, a.mixture)
+    r2 = mix(s2[:, j1], s2[:, j2], a.alpha0, a.mixture)
+    labels = bradley_terry_labels(r1, r2, a.bt_scale, np.random.default_rng([a.seed, 1]))
+    ref1 = score_logprobs(policy, prompts, y1, pad_id=tokenizer.pad_token_id, device=device, desc="reference log-probs")
+    ref2 = score_logprobs(policy, prompts, y2, pad_id=tokenizer.pad_token_id, device=device, desc="reference log-probs")
+
+    df = pd.DataFrame({"prompt_ids": prompts, "y1_ids": y1, "y2_ids": y2, "r1": r1, "r2": r2, "label": labels,
+                       "logp_ref_y1": ref1.numpy(), "logp_ref_y2": ref2.numpy()})
+    for j, emotion in enumerate(REWARD_EMOTIONS):
+        df[f"y1_{emotion}"] = s1[:, j]
+        df[f"y2_{emotion}"] = s2[:, j]
+    write_frame_atomic(df, a.out)
+    logger.info("wrote %d pairs to %s: mean r(alpha0=%.2f) %.4f, |r1 - r2| %.4f, P(label=1) %.3f",
+                len(df), a.out, a.alpha0, float(np.mean([r1, r2])), float(np.mean(np.abs(r1 - r2))), labels.mean())
+
+
+if __name__ == "__main__":
+    main()

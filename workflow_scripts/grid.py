@@ -1,0 +1,41 @@
+"""The experiment grid: variant x radius x seed, and the canonical spelling of a radius.
+
+Kept in Python (not in the Snakefile) so it is unit-tested and shared by rules and reports.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pandas as pd
+
+from .losses import get_variant
+
+
+def format_radius(x: float | int | str) -> str:
+    """Canonical path spelling: 0.5 -> "0.5", 50.0 -> "50", 1e-4 -> "0.0001", 1e-6 -> "1e-06".
+
+    One function decides it, so a radius never has two spellings (``50`` vs ``50.0``).
+    """
+    value = float(x)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"a radius must be a finite number >= 0, got {x!r}.")
+    return f"{value:g}"
+
+
+def radii_for(variant: str, radii: dict) -> list[str]:
+    """The radii a variant runs at: the grid of its ambiguity set, or ["0"] for the non-robust bases."""
+    v = get_variant(variant)
+    if not v.is_robust:
+        return ["0"]
+    return [format_radius(r) for r in radii[v.ambiguity]]
+
+
+def expand_grid(variants, radii: dict, seeds) -> pd.DataFrame:
+    """One row per alignment job: columns variant, radius (canonical string), seed."""
+    rows = [
+        {"variant": get_variant(v).name, "radius": r, "seed": int(s)}
+        for v in variants
+        for r, s in itertools.product(radii_for(v, radii), seeds)
+    ]
+    return pd.DataFrame(rows, columns=["variant", "radius", "seed"])
