@@ -1,0 +1,26 @@
+# DRO-REBEL reproduction: SFT -> reward model -> alignment (variant x radius x seed) -> evaluation -> figures.
+# This file only includes the rule files and declares the targets; helpers live in rules/common.smk.
+#   snakemake --cores 2 --configfile presets/mini.yaml all     # mini preset, offline, CPU
+#   snakemake --profile slurm all                              # paper preset on a cluster (see README)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/sft.smk"
+include: "rules/reward_model.smk"
+include: "rules/pairs.smk"
+include: "rules/align.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        emotion_report_outputs(),

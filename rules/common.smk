@@ -1,0 +1,79 @@
+# Config validation, the experiment grid and path helpers, shared by every rule file.
+import json
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.grid import expand_grid, format_radius
+from workflow_scripts.losses import VARIANTS
+
+
+try:
+    validate_config(config)
+except ConfigError as error:
+    # One line, no traceback, before any job is planned.
+    sys.exit(f"Config error: {error}")
+
+
+# Jobs run the interpreter Snakemake runs under (the project's environment), whether or not
+# that environment is activated in the shell.
+PYTHON = sys.executable
+PRESET = config["preset"]
+RESULTS = f"results/{PRESET}"
+LOGS = f"logs/{PRESET}"
+BENCHMARKS = f"benchmarks/{PRESET}"
+EMOTION = f"{RESULTS}/emotion"
+EMOTION_GRID = expand_grid(config["variants"], config["radii"], config["seeds"])
+
+
+wildcard_constraints:
+    variant="|".join(list(VARIANTS) + ["sft"]),
+    radius=r"[0-9][0-9.e+-]*",
+    seed=r"\d+",
+
+
+def emotion_cfg(section):
+    return config["emotion"][section]
+
+
+def model_spec_arg(spec):
+    """A model spec on the command line: hub id / path as is, a config mapping as JSON."""
+    return json.dumps(spec, sort_keys=True) if isinstance(spec, dict) else str(spec)
+
+
+def train_procs(stage, variant=None):
+    """CPU processes of a training job (a GPU job uses its `gpu` resource instead)."""
+    procs = config["launch"]["cpu_procs"][stage]
+    if stage == "align" and variant in config["launch"]["align_two_process_variants"]:
+        procs = 2
+    return procs
+
+
+# The launcher line of every training rule: as many processes as the job's GPUs, or
+# `nproc` CPU processes (gloo) when it has none. --standalone picks a free rendezvous port,
+# so concurrent local jobs do not collide.
+LAUNCH = (
+    'nproc=$(( {resources.gpu} > 0 ? {resources.gpu} : {resources.nproc} )); '
+    "export OMP_NUM_THREADS=1; "
+    "{PYTHON} -m torch.distributed.run --standalone --nproc_per_node $nproc -m"
+)
+
+
+def emotion_eval_csvs():
+    rows = [f"{EMOTION}/eval/sft/0/{seed}.csv" for seed in config["seeds"]]
+    rows += [f"{EMOTION}/eval/{r.variant}/{r.radius}/{r.seed}.csv" for r in EMOTION_GRID.itertuples()]
+    return rows
+
+
+def emotion_report_outputs():
+    return expand(f"{RESULTS}/figures/emotion_alpha_sweep.{{ext}}", ext=["pdf", "png"]) + expand(
+        f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"]
+    )
+
+
+def emotion_policy(wildcards):
+    """The policy an evaluation job scores: the SFT model for the baseline, else an aligned one."""
+    if wildcards.variant == "sft":
+        return f"{EMOTION}/sft/model"
+    return f"{EMOTION}/align/{wildcards.variant}/{wildcards.radius}/{wildcards.seed}/policy"

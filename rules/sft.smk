@@ -1,0 +1,31 @@
+# Stage 3: supervised fine-tuning of the policy on the emotion texts (DeepSpeed).
+
+
+rule emotion_sft:
+    input:
+        data=f"{EMOTION}/data",
+        tokenizer=f"{EMOTION}/tokenizer",
+    output:
+        model=directory(f"{EMOTION}/sft/model"),
+        metrics=f"{EMOTION}/sft/metrics.json",
+        run_info=f"{EMOTION}/sft/run_info.json",
+    log:
+        f"{LOGS}/emotion/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/sft.tsv"
+    threads: train_procs("sft")
+    resources:
+        gpu=0,
+        nproc=train_procs("sft"),
+    params:
+        model=model_spec_arg(config["emotion"]["policy_model"]),
+        seed=config["seeds"][0],
+        hp=emotion_cfg("sft"),
+        ds=config["deepspeed"],
+    shell:
+        LAUNCH + " workflow_scripts.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
+        "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} --run-info {output.run_info:q} "
+        "--seed {params.seed} --epochs {params.hp[epochs]} --global-batch {params.hp[global_batch]} "
+        "--micro-batch {params.hp[micro_batch]} --lr {params.hp[lr]} --warmup-ratio {params.hp[warmup_ratio]} "
+        "--max-length {params.hp[max_length]} --zero-stage {params.ds[zero_stage]} "
+        "--precision {params.ds[precision]} > {log:q} 2>&1"
