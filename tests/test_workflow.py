@@ -1,0 +1,147 @@
+"""The Snakemake workflow: paper-preset planning, lint, config errors, and the mini DAG end to end.
+
+The end-to-end run is the slow part (minutes): it builds the whole mini emotion DAG once in a
+temporary directory, and the tests below inspect what it produced.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+VARIANTS = ["rebel", "w-rebel", "kl-rebel", "chi2-rebel", "dpo", "wdpo", "kl-dpo", "chi2-dpo"]
+
+
+def snakemake(*args, cwd=REPO, timeout=1800):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- planning and lint
+def test_paper_preset_plans_the_whole_grid_offline():
+    result = snakemake("-n", "all", "--cores", "1", "--directory", str(REPO), "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    # paper: 3 seeds x (2 non-robust + 6 robust x 3 radii) = 60 align jobs, + SFT baseline evals
+    assert counts["emotion_align"] == 60
+    assert counts["emotion_evaluate"] == 63
+    assert counts["emotion_sft"] == 1 and counts["emotion_reward_model"] == 1
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint", "--configfile", "presets/mini.yaml")
+    out = result.stdout + result.stderr
+    assert "Lints for" not in out, out[-4000:]
+    assert result.returncode == 0, out[-3000:]
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"variants": ["ppo"]}, "variants[0]"),
+    ({"radii": {"chi2": [-0.5]}}, "radii.chi2[0]"),
+    ({"emotion": {"dataset": "./no/such/dir"}}, "emotion.dataset"),
+    ({"emotion": {"mixture": {"alpha0": 1.5}}}, "emotion.mixture.alpha0"),
+    ({"emotion": {"align": {"lrr": 1e-3}}}, "emotion.align.lrr"),
+    ({"seeds": [1, 1]}, "seeds"),
+])
+def test_config_errors_fail_at_load_with_one_line(tmp_path, override, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    result = snakemake("-n", "all", "--cores", "1", "--configfile", "presets/mini.yaml", str(bad))
+    assert result.returncode != 0
+    lines = [l for l in result.stderr.splitlines() if l.startswith("Config error:")]
+    assert len(lines) == 1 and f"'{key}" in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- the mini DAG end to end
+@pytest.fixture(scope="module")
+def mini_run(tmp_path_factory):
+    """Run the whole mini emotion DAG once (1 seed, 2 radii per robust variant) in a scratch dir."""
+    workdir = tmp_path_factory.mktemp("mini")
+    result = snakemake("all", "--cores", "2", "--configfile", str(REPO / "presets/mini.yaml"),
+                       "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"))
+    if result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-3:])
+        pytest.fail(f"mini workflow failed:\n{result.stderr[-4000:]}\n{logs}")
+    return workdir
+
+
+@pytest.mark.slow
+def test_mini_table_has_every_variant_with_finite_numbers(mini_run):
+    table = pd.read_csv(mini_run / "results/mini/tables/emotion_robustness.csv", dtype={"radius": str})
+    assert set(VARIANTS) <= set(table.variant)
+    for v in VARIANTS:
+        radii = table[table.variant == v].radius
+        assert len(radii) == (1 if v in ("rebel", "dpo") else 2), (v, list(radii))
+    numeric = table.select_dtypes("number")
+    assert numeric.notna().all().all() and (numeric.abs() < 1e6).all().all()
+    for ext in ("md", "tex"):
+        assert (mini_run / f"results/mini/tables/emotion_robustness.{ext}").stat().st_size > 100
+
+
+@pytest.mark.slow
+def test_mini_figure_and_run_info(mini_run):
+    for ext in ("pdf", "png"):
+        assert (mini_run / f"results/mini/figures/emotion_alpha_sweep.{ext}").stat().st_size > 5000
+    info = json.loads((mini_run / "results/mini/emotion/align/chi2-rebel/1/0/run_info.json").read_text())
+    assert info["world_size"] == 2                      # the 2-process DeepSpeed job (gloo)
+    assert info["zero_stage"] == 2 and info["precision"] == "fp32"
+    assert info["global_batch"] == info["micro_batch"] * info["grad_accum"] * info["world_size"]
+    assert "versions" in info and info["versions"]["deepspeed"] != "not installed"
+    metrics = json.loads((mini_run / "results/mini/emotion/reward_model/metrics.json").read_text())
+    assert set(metrics["test_roc_auc"]) == {"sadness", "joy", "love", "anger", "fear"}
+
+
+@pytest.mark.slow
+def test_rebuilding_one_figure_reruns_nothing_upstream(mini_run):
+    target = "results/mini/figures/emotion_alpha_sweep.pdf"
+    (mini_run / target).unlink()
+    result = snakemake(target, "--cores", "1", "--configfile", str(REPO / "presets/mini.yaml"),
+                       "--directory", str(mini_run), "--snakefile", str(REPO / "Snakefile"), "-n", "--quiet", "rules")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-2000:]
+    assert "emotion_report" in out and "emotion_align" not in out and "emotion_sft" not in out
+
+
+def _align(mini_run, out, *extra, nproc=1):
+    em = mini_run / "results/mini/emotion"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "workflow_scripts.train.align", "--pairs", str(em / "pairs/train.parquet"),
+           "--policy", str(em / "sft/model"), "--reward-model", str(em / "reward_model/model"), "--out", str(out),
+           "--eta", "10", "--beta", "0.1", "--global-batch", "16", "--micro-batch", "8", "--lr", "1e-3",
+           "--max-length", "40", "--max-new-tokens", "12", "--bt-scale", "10", *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((Path(out) / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_online_regime_two_processes_iterate_anchor(mini_run, tmp_path):
+    """REBEL's own loop: fresh pairs from pi_t each iteration, anchored at pi_t, on 2 processes."""
+    metrics = _align(mini_run, tmp_path / "online", "--variant", "chi2-rebel", "--radius", "0.5", "--seed", "3",
+                     "--regime", "online", "--anchor", "iterate", "--iterations", "3", nproc=2)
+    assert metrics["regime"] == "online" and metrics["iterations"] == 3
+    history = pd.read_csv(tmp_path / "online/history.csv")
+    assert len(history) == 3 and history["mean_reward"].notna().all()
+    info = json.loads((tmp_path / "online/run_info.json").read_text())
+    assert info["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_same_seed_twice_gives_identical_metrics(mini_run, tmp_path):
+    args = ("--variant", "w-rebel", "--radius", "1", "--seed", "5", "--iterations", "4")
+    first = _align(mini_run, tmp_path / "a", *args)
+    second = _align(mini_run, tmp_path / "b", *args)
+    assert first == second
+    assert (tmp_path / "a/history.csv").read_text() == (tmp_path / "b/history.csv").read_text()
