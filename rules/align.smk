@@ -12,6 +12,8 @@ rule emotion_align:
         metrics=f"{EMOTION}/align/{{variant}}/{{radius}}/{{seed}}/metrics.json",
         history=f"{EMOTION}/align/{{variant}}/{{radius}}/{{seed}}/history.csv",
         run_info=f"{EMOTION}/align/{{variant}}/{{radius}}/{{seed}}/run_info.json",
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/align/{{variant}}/{{radius}}/{{seed}}.log",
     benchmark:

@@ -1,10 +1,11 @@
 # Config validation, the experiment grid and path helpers, shared by every rule file.
 import json
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import ConfigError, validate_config
+from workflow_scripts.config import ConfigError, prepare_job_environment, validate_config
 from workflow_scripts.grid import expand_grid, format_radius
 from workflow_scripts.losses import VARIANTS
 
@@ -16,9 +17,8 @@ except ConfigError as error:
     sys.exit(f"Config error: {error}")
 
 
-# Jobs run the interpreter Snakemake runs under (the project's environment), whether or not
-# that environment is activated in the shell.
-PYTHON = sys.executable
+prepare_job_environment(workflow.basedir)
+
 PRESET = config["preset"]
 RESULTS = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
@@ -56,7 +56,7 @@ def train_procs(stage, variant=None):
 LAUNCH = (
     'nproc=$(( {resources.gpu} > 0 ? {resources.gpu} : {resources.nproc} )); '
     "export OMP_NUM_THREADS=1; "
-    "{PYTHON} -m torch.distributed.run --standalone --nproc_per_node $nproc -m"
+    "python -m torch.distributed.run --standalone --nproc_per_node $nproc -m"
 )
 
 

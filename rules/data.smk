@@ -4,6 +4,8 @@
 rule emotion_data:
     output:
         directory(f"{EMOTION}/data"),
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/data.log",
     benchmark:
@@ -15,7 +17,7 @@ rule emotion_data:
             for key, value in (config["emotion"].get("generate_dataset") or {}).items()
         ),
     shell:
-        "{PYTHON} -m workflow_scripts.data.prepare_emotion --source {params.source:q} {params.generate} "
+        "python -m workflow_scripts.data.prepare_emotion --source {params.source:q} {params.generate} "
         "--out {output:q} > {log:q} 2>&1"
 
 
@@ -24,6 +26,8 @@ rule emotion_tokenizer:
         f"{EMOTION}/data",
     output:
         directory(f"{EMOTION}/tokenizer"),
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/tokenizer.log",
     benchmark:
@@ -32,5 +36,5 @@ rule emotion_tokenizer:
         source=config["emotion"]["tokenizer"],
         vocab=config["emotion"].get("tokenizer_vocab_size", 512),
     shell:
-        "{PYTHON} -m workflow_scripts.data.tokenizer --source {params.source:q} --data {input:q} "
+        "python -m workflow_scripts.data.tokenizer --source {params.source:q} --data {input:q} "
         "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"

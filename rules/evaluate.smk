@@ -9,6 +9,8 @@ rule emotion_evaluate:
         data=f"{EMOTION}/data",
     output:
         f"{EMOTION}/eval/{{variant}}/{{radius}}/{{seed}}.csv",
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/eval/{{variant}}/{{radius}}/{{seed}}.log",
     benchmark:
@@ -22,7 +24,7 @@ rule emotion_evaluate:
         prompt_tokens=emotion_cfg("pairs")["prompt_tokens"],
     shell:
         "export OMP_NUM_THREADS={threads}; "
-        "{PYTHON} -m workflow_scripts.evaluate.emotion --policy {input.policy:q} --reward-model {input.reward_model:q} "
+        "python -m workflow_scripts.evaluate.emotion --policy {input.policy:q} --reward-model {input.reward_model:q} "
         "--data {input.data:q} --variant {wildcards.variant} --radius {wildcards.radius} --seed {wildcards.seed} "
         "--out {output:q} --n-prompts {params.e[n_prompts]} --samples-per-prompt {params.e[samples_per_prompt]} "
         "--prompt-tokens {params.prompt_tokens} --max-new-tokens {params.e[max_new_tokens]} "

@@ -9,6 +9,8 @@ rule emotion_pairs:
         reward_model=f"{EMOTION}/reward_model/model",
     output:
         f"{EMOTION}/pairs/train.parquet",
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/pairs.log",
     benchmark:
@@ -22,7 +24,7 @@ rule emotion_pairs:
         seed=config["seeds"][0],
     shell:
         "export OMP_NUM_THREADS={threads}; "
-        "{PYTHON} -m workflow_scripts.data.emotion_pairs --data {input.data:q} --policy {input.policy:q} "
+        "python -m workflow_scripts.data.emotion_pairs --data {input.data:q} --policy {input.policy:q} "
         "--reward-model {input.reward_model:q} --out {output:q} --seed {params.seed} "
         "--n-prompts {params.p[n_prompts]} --prompt-tokens {params.p[prompt_tokens]} "
         "--max-new-tokens {params.p[max_new_tokens]} --top-k {params.p[top_k]} --top-p {params.p[top_p]} "

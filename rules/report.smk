@@ -16,6 +16,8 @@ rule emotion_report:
             category="Emotion alignment",
         ),
         tables=expand(f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"]),
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/report/emotion.log",
     benchmark:
@@ -23,7 +25,7 @@ rule emotion_report:
     params:
         alpha0=emotion_cfg("mixture")["alpha0"],
         figure=subpath(output.pdf, strip_suffix=".pdf"),
-        table=f"{RESULTS}/tables/emotion_robustness",
+        table=lambda wildcards, output: os.path.splitext(output.tables[0])[0],
     shell:
-        "{PYTHON} -m workflow_scripts.report.emotion --inputs {input:q} --alpha0 {params.alpha0} "
+        "python -m workflow_scripts.report.emotion --inputs {input:q} --alpha0 {params.alpha0} "
         "--figure {params.figure:q} --table {params.table:q} > {log:q} 2>&1"

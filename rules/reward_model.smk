@@ -9,6 +9,8 @@ rule emotion_reward_model:
         model=directory(f"{EMOTION}/reward_model/model"),
         metrics=f"{EMOTION}/reward_model/metrics.json",
         run_info=f"{EMOTION}/reward_model/run_info.json",
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/reward_model.log",
     benchmark:

@@ -9,6 +9,8 @@ rule emotion_sft:
         model=directory(f"{EMOTION}/sft/model"),
         metrics=f"{EMOTION}/sft/metrics.json",
         run_info=f"{EMOTION}/sft/run_info.json",
+    conda:
+        "envs/dro-rebel.yaml"
     log:
         f"{LOGS}/emotion/sft.log",
     benchmark:

@@ -145,3 +145,12 @@ def test_same_seed_twice_gives_identical_metrics(mini_run, tmp_path):
     second = _align(mini_run, tmp_path / "b", *args)
     assert first == second
     assert (tmp_path / "a/history.csv").read_text() == (tmp_path / "b/history.csv").read_text()
+
+
+def test_conda_env_mirrors_pyproject_pins():
+    import tomllib
+
+    pins = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    env = yaml.safe_load((REPO / "rules/envs/dro-rebel.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip) == pins

@@ -5,7 +5,9 @@ exits before any job is planned.
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,19 @@ def validate_config(config: dict) -> None:
     if errors:
         extra = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(errors[0] + extra)
+
+
+def prepare_job_environment(basedir: str) -> None:
+    """Make jobs run the interpreter Snakemake runs under, with this checkout importable.
+
+    ``python`` in a rule's shell then resolves to the project's environment whether or not it
+    is activated, and ``workflow_scripts`` imports even under ``--directory elsewhere``. Local
+    and SLURM jobs inherit this environment (sbatch exports it by default).
+    """
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if path[:1] != [bindir]:
+        os.environ["PATH"] = os.pathsep.join([bindir] + path)
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if basedir not in pythonpath:
+        os.environ["PYTHONPATH"] = os.pathsep.join([basedir] + pythonpath)
