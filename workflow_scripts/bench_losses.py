@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import os
 import statistics
 import sys
 import threading
@@ -112,10 +113,15 @@ class RssSampler:
         self.peak = max(self.peak, self.rss())
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return float("nan")
+
+
 def _page_size() -> int:
     try:
-        import os
-
         return os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 4096
@@ -221,6 +227,7 @@ def run(args):
     batch = make_batch(args, ref_model, device, autocast)
     del ref_model
 
+    load_before = _load()
     states = {}
     for v in variants:
         model = build_model(args, device)
@@ -274,7 +281,7 @@ def run(args):
 
     median_ms = {v: 1e3 * statistics.median(times[v]) for v in variants}
     print()
-    header = f"{'variant':<11} {'median ms':>10} {'min ms':>9} {'ratio':>13} {'target':>7} {'ok':>4} {'mem MiB':>9}"
+    header = f"{'variant':<11} {'median ms':>10} {'min ms':>9} {'ratio':>13} {'target':>7} {'ok':>4} {'ratio(min)':>10} {'mem MiB':>9}"
     print(header)
     print("-" * len(header))
     for v in variants:
@@ -288,9 +295,12 @@ def run(args):
             ok = "yes" if ratio <= target else "NO"
         else:
             ratio_s, target_s, ok = "(base)", "", ""
-        print(f"{v:<11} {median_ms[v]:>10.1f} {1e3 * min(times[v]):>9.1f} {ratio_s:>13} {target_s:>7} {ok:>4} {mem[v]:>9.1f}")
+        ratio_min = f"{min(times[v]) / min(times[base]):.2f}x" if base in times and v != base else ""
+        print(f"{v:<11} {median_ms[v]:>10.1f} {1e3 * min(times[v]):>9.1f} {ratio_s:>13} {target_s:>7} {ok:>4} {ratio_min:>10} {mem[v]:>9.1f}")
     print()
     print("ratio = median step time / the base's (same base loss, no ambiguity set); targets: KL and chi2 <= 1.05x, Wasserstein <= 2.2x.")
+    print("ratio(min) = the same with the fastest step of each: less sensitive to background load (see the load averages).")
+    print(f"load average (1 min) {load_before:.2f} before, {_load():.2f} after, on {os.cpu_count()} CPUs.")
     print(f"mem = {mem_label}.")
     return median_ms, mem
 
