@@ -154,3 +154,19 @@ def test_conda_env_mirrors_pyproject_pins():
     env = yaml.safe_load((REPO / "rules/envs/dro-rebel.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert set(pip) == pins
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, radius", [("w-rebel", "10"), ("chi2-dpo", "0.5")])
+def test_two_processes_match_one_process(mini_run, tmp_path, variant, radius):
+    """The DeepSpeed step (forward through engine.module, ZeRO-2 reduction, global robust weights)
+    on 2 gloo processes equals 1 process holding the whole batch."""
+    common = ("--variant", variant, "--radius", radius, "--seed", "1", "--iterations", "5")
+    # one process, micro batch 16 = the global batch; two processes, micro batch 8 each
+    one = _align(mini_run, tmp_path / "one", *common, "--micro-batch", "16", nproc=1)
+    two = _align(mini_run, tmp_path / "two", *common, nproc=2)
+    h1 = pd.read_csv(tmp_path / "one/history.csv")
+    h2 = pd.read_csv(tmp_path / "two/history.csv")
+    for column in ("objective", "mean_loss"):
+        assert h1[column].to_numpy() == pytest.approx(h2[column].to_numpy(), rel=1e-4, abs=1e-6), column
+    assert one["final_objective"] == pytest.approx(two["final_objective"], rel=1e-4)
