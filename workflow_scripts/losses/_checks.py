@@ -10,15 +10,22 @@ import math
 import torch
 
 
+def _number(name: str, value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+
+
 def positive(name: str, value: float) -> float:
-    value = float(value)
+    value = _number(name, value)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
     return value
 
 
 def non_negative(name: str, value: float) -> float:
-    value = float(value)
+    value = _number(name, value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (a radius cannot be negative), got {value!r}.")
     return value

@@ -20,7 +20,7 @@ def rebel_loss(logp: torch.Tensor, logp_anchor: torch.Tensor, reward: torch.Tens
                  - (r(y_1) - r(y_2)) \Big)^2
 
     ``logp_anchor`` is the anchor policy (pi_t for ``anchor: iterate``, pi_ref for
-    ``anchor: reference``). Returns per-sample losses of shape ``(B,)``.
+    ``anchor: reference``); it and ``reward`` are detached. Returns per-sample losses ``(B,)``.
     """
     eta = _checks.positive("eta", eta)
     _checks.pair_tensor("logp", logp)
@@ -29,6 +29,7 @@ def rebel_loss(logp: torch.Tensor, logp_anchor: torch.Tensor, reward: torch.Tens
     _checks.same_shape(("logp", logp), ("logp_anchor", logp_anchor), ("reward", reward))
     log_ratio = logp - logp_anchor.detach()
     relative_log_ratio = log_ratio[:, 0] - log_ratio[:, 1]
+    reward = reward.detach()   # rewards are regression targets, never trained through
     relative_reward = (reward[:, 0] - reward[:, 1]).to(logp.dtype)
     return (relative_log_ratio / eta - relative_reward) ** 2
 

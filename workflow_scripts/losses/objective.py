@@ -54,7 +54,8 @@ class AmbiguitySet:
     radius_name: Optional[str] = None      # the config name of this set's radius
     needs_embeddings = False
 
-    def aggregate(self, losses: torch.Tensor, batch: GlobalBatch, embeddings) -> ObjectiveOutput:
+    def aggregate(self, losses: torch.Tensor, batch: GlobalBatch, embeddings, group=None) -> ObjectiveOutput:
+        """``group``: the process group sharing the global batch (reductions must stay inside it)."""
         raise NotImplementedError
 
 
@@ -64,7 +65,7 @@ class _WeightedSet(AmbiguitySet):
     def weights_and_value(self, global_losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def aggregate(self, losses, batch, embeddings):
+    def aggregate(self, losses, batch, embeddings, group=None):
         weights, value = self.weights_and_value(batch.values)
         local_weights = weights[batch.start:batch.stop].to(losses.dtype)
         loss = batch.grad_scale * torch.sum(local_weights * losses)
@@ -139,12 +140,12 @@ class WassersteinSet(AmbiguitySet):
             raise ValueError(f"wasserstein form must be one of {WASSERSTEIN_FORMS}, got {form!r}.")
         self.form = form
 
-    def aggregate(self, losses, batch, embeddings):
+    def aggregate(self, losses, batch, embeddings, group=None):
         if embeddings is None:
             raise ValueError("Wasserstein variants need the input embeddings (the embedding layer's output) of the batch.")
         sqnorm = per_sample_grad_sqnorm(losses, embeddings)
         n = batch.size
-        global_sqnorm_mean = all_reduce_sum(sqnorm.sum()) / n
+        global_sqnorm_mean = all_reduce_sum(sqnorm.sum(), group) / n
         mean_loss = batch.values.mean()
         if self.form == "pointwise":
             penalty = self.rho0 * global_sqnorm_mean
@@ -237,7 +238,7 @@ class RobustObjective:
     def __call__(self, losses: torch.Tensor, embeddings: Optional[torch.Tensor] = None) -> ObjectiveOutput:
         losses = _checks.per_sample_losses(losses)
         batch = gather_detached(losses, self.group)
-        return self.set.aggregate(losses, batch, embeddings)
+        return self.set.aggregate(losses, batch, embeddings, self.group)
 
 
 def robust_objective(
