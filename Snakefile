@@ -7,7 +7,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The paper preset, found next to this Snakefile (also under --directory); presets given with
+# --configfile are merged on top of it.
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "rules/common.smk"
