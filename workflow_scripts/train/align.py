@@ -35,6 +35,7 @@ from ..generation import build_pair_batch, forward_logprob, sample_completions, 
 from ..losses import get_variant, robust_objective
 from ..mixtures import MIXTURES, bradley_terry_labels, mix
 from ..models.build import load_causal_lm, load_tokenizer
+from .checkpoint import Checkpointer, fingerprint_of, rng_state, set_rng_state
 from .engine import (disable_dropout, init_distributed, make_engine, resolve_precision, run_info_fields, save_model,
                      split_batch)
 
@@ -71,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     t.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
     t.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     t.add_argument("--max-length", type=int, default=128, help="truncate prompt+response to this many tokens")
+    t.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N iterations (0: only on SIGTERM)")
+    t.add_argument("--checkpoint-keep", type=int, default=2, help="keep the last K checkpoints")
     o = p.add_argument_group("online regime: sampling and labelling")
     o.add_argument("--max-new-tokens", type=int, default=32)
     o.add_argument("--top-k", type=int, default=0)
@@ -144,7 +147,11 @@ class Aligner:
             from ..models.emotion_reward import EmotionRewardModel
             self.reward_model = EmotionRewardModel(args.reward_model, self.device)
             self.reference = load_causal_lm(args.policy).to(self.device).eval()
-        self.data_rng = np.random.default_rng(args.seed)
+        # Checkpoints live in the job's own directory, beside (not inside) its declared outputs.
+        job_args = {k: v for k, v in vars(args).items() if not k.startswith("checkpoint_")}
+        self.checkpointer = Checkpointer(
+            self.engine, Path(args.out) / "checkpoints", every=args.checkpoint_every, keep=args.checkpoint_keep,
+            fingerprint=fingerprint_of({**job_args, "world_size": self.world}), rank=self.rank)
 
     def _count_iterations(self) -> int:
         a = self.args
@@ -236,9 +243,15 @@ class Aligner:
         from tqdm.auto import tqdm
 
         a, split = self.args, self.split
-        history = []
-        bar = tqdm(range(self.iterations), desc=f"{a.variant} r={a.radius:g} seed={a.seed}", disable=self.rank != 0,
-                   mininterval=5)
+        history, start = [], 0
+        resumed = self.checkpointer.resume()
+        if resumed is not None:
+            history, start = list(resumed["history"]), int(resumed["next_iteration"])
+            set_rng_state(resumed["rng"])
+            if self.rank == 0:
+                logger.info("resuming at iteration %d/%d", start + 1, self.iterations)
+        bar = tqdm(range(start, self.iterations), desc=f"{a.variant} r={a.radius:g} seed={a.seed}",
+                   disable=self.rank != 0, mininterval=5, initial=start, total=self.iterations)
         self.engine.module.train()
         for t in bar:
             df = self.online_batch(t) if a.regime == "online" else self.rank_slice(self.offline_batch(t))
@@ -257,6 +270,7 @@ class Aligner:
             if self.rank == 0 and (t % max(1, self.iterations // 10) == 0 or t == self.iterations - 1):
                 logger.info("iteration %d/%d %s", t + 1, self.iterations,
                             " ".join(f"{k}={v:.5g}" for k, v in row.items() if k != "iteration"))
+            self.checkpointer.step_done(t + 1, lambda: {"next_iteration": t + 1, "history": history, "rng": rng_state()})
         return history
 
 
@@ -289,6 +303,7 @@ def main(argv=None) -> None:
                        **run_info_fields(aligner.split, aligner.ds_config, aligner.precision),
                        deepspeed_config=aligner.ds_config, args=vars(args), wall_seconds=round(time.time() - started, 2))
         logger.info("done in %.1fs: %s", time.time() - started, out)
+    aligner.checkpointer.finish()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from ..data.emotion import EMOTION_LABELS, load_emotion_split
 from ..models.build import build_sequence_classifier, load_tokenizer
 from ..models.emotion_reward import REWARD_EMOTIONS
 from .engine import init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
-from .sft import model_spec
+from .sft import make_checkpointer, model_spec
 from .supervised import evaluate_batches, steps_per_epoch, train_supervised
 
 logger = logging.getLogger("reward_model")
@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup-ratio", type=float, default=0.05)
     p.add_argument("--max-concat", type=int, default=3)
     p.add_argument("--max-length", type=int, default=200)
+    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
+    p.add_argument("--checkpoint-keep", type=int, default=2)
     p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     return p.parse_args(argv)
@@ -109,9 +112,10 @@ def main(argv=None):
     total = steps_per_epoch(len(train_x), split) * args.epochs
     engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
                                     zero_stage=args.zero_stage, precision=precision)
+    checkpointer = make_checkpointer(engine, args, world, rank)
     history = train_supervised(engine, len(train_x), lambda idx: make_batch(train_x, train_y, idx),
                                lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device,
-                               desc="reward model")
+                               desc="reward model", checkpointer=checkpointer)
     probs = np.concatenate(evaluate_batches(
         engine.module, len(test_x), lambda idx: make_batch(test_x, test_y, idx),
         lambda m, b: torch.sigmoid(m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.float()).cpu().numpy(),
@@ -134,6 +138,7 @@ def main(argv=None):
         logger.info("reward model done in %.1fs: exact-match accuracy %.3f, label accuracy %.3f, AUC %s",
                     time.time() - started, metrics["test_exact_match_accuracy"], metrics["test_label_accuracy"],
                     {k: round(v, 3) for k, v in metrics["test_roc_auc"].items()})
+    checkpointer.finish()
 
 
 if __name__ == "__main__":

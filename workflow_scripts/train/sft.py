@@ -18,6 +18,7 @@ from ..common.io import setup_logging, write_json_atomic
 from ..common.runinfo import seed_everything, write_run_info
 from ..data.emotion import load_emotion_split
 from ..models.build import build_causal_lm, load_tokenizer
+from .checkpoint import Checkpointer, fingerprint_of
 from .engine import init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
 from .supervised import evaluate_batches, steps_per_epoch, train_supervised
 
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup-ratio", type=float, default=0.05)
     p.add_argument("--max-length", type=int, default=68)
+    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
+    p.add_argument("--checkpoint-keep", type=int, default=2)
     p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     p.add_argument("--max-train-examples", type=int, default=0, help="0 = all")
@@ -49,6 +53,14 @@ def model_spec(text: str):
     """A model spec on the command line: JSON object -> config mapping, anything else -> hub id / path."""
     text = text.strip()
     return json.loads(text) if text.startswith("{") else text
+
+
+def make_checkpointer(engine, args, world: int, rank: int) -> Checkpointer:
+    """Checkpoints beside the model directory (never inside a declared output)."""
+    directory = args.checkpoint_dir or f"{args.out.rstrip('/')}.checkpoints"
+    job = {k: v for k, v in vars(args).items() if not k.startswith("checkpoint_")}
+    return Checkpointer(engine, directory, every=args.checkpoint_every, keep=args.checkpoint_keep,
+                        fingerprint=fingerprint_of({**job, "world_size": world}), rank=rank)
 
 
 def tokenize_texts(tokenizer, texts, max_length: int) -> list[list[int]]:
@@ -91,9 +103,11 @@ def main(argv=None):
         logger.info("SFT on %d texts: world %d, micro %d x accum %d = global %d, %d steps, %s",
                     len(train_rows), world, split.micro_batch, split.grad_accum, split.global_batch, total, precision)
     pad = tokenizer.pad_token_id
+    checkpointer = make_checkpointer(engine, args, world, rank)
     history = train_supervised(
         engine, len(train_rows), lambda idx: lm_batch([train_rows[i] for i in idx], pad),
-        lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft")
+        lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft",
+        checkpointer=checkpointer)
 
     def token_nll(model, b):
         out = model(**b)
@@ -110,6 +124,7 @@ def main(argv=None):
                        **run_info_fields(split, ds_config, precision), deepspeed_config=ds_config, args=vars(args),
                        wall_seconds=round(time.time() - started, 2))
         logger.info("SFT done in %.1fs: validation perplexity %.2f", time.time() - started, math.exp(valid_nll))
+    checkpointer.finish()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .checkpoint import rng_state, set_rng_state
 from .engine import BatchSplit
 
 logger = logging.getLogger(__name__)
@@ -21,21 +22,31 @@ def steps_per_epoch(n_examples: int, split: BatchSplit) -> int:
 
 
 def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable,
-                     split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str) -> list[dict]:
+                     split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str,
+                     checkpointer=None) -> list[dict]:
     """Seeded shuffles per epoch; each global batch is sliced over ranks, then micro-batches.
 
     ``make_batch(indices)`` returns tensors; ``loss_fn(engine, batch)`` returns a scalar loss.
-    Returns one history row per optimizer step (rank 0's view of the loss).
+    Returns one history row per optimizer step (rank 0's view of the loss). With a
+    :class:`~.checkpoint.Checkpointer`, resumes from the newest intact checkpoint: the data
+    order is a function of (seed, epoch), so the step count is the whole data position.
     """
     history = []
     per_epoch = steps_per_epoch(n_examples, split)
     per_rank = split.micro_batch * split.grad_accum
     total = per_epoch * epochs
-    bar = tqdm(total=total, desc=desc, disable=rank != 0, mininterval=5)
+    resumed = checkpointer.resume() if checkpointer else None
+    if resumed is not None:
+        history = list(resumed["history"])
+        set_rng_state(resumed["rng"])
+        logger.info("%s resuming at step %d/%d", desc, len(history) + 1, total)
+    bar = tqdm(total=total, initial=len(history), desc=desc, disable=rank != 0, mininterval=5)
     engine.train()
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(n_examples)
         for step in range(per_epoch):
+            if epoch * per_epoch + step < len(history):
+                continue          # done before the restart
             batch_idx = order[step * split.global_batch:(step + 1) * split.global_batch]
             mine = batch_idx[rank * per_rank:(rank + 1) * per_rank]
             losses = []
@@ -52,6 +63,8 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             if rank == 0 and (len(history) % max(1, total // 10) == 0 or len(history) == total):
                 logger.info("%s step %d/%d epoch %d loss %.4f lr %.3g", desc, len(history), total, epoch, row["loss"], row["lr"])
+            if checkpointer:
+                checkpointer.step_done(len(history), lambda: {"history": history, "rng": rng_state()})
     bar.close()
     return history
 
