@@ -14,3 +14,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory):
+    """The whole mini emotion DAG, run once per test session in a scratch directory.
+
+    Tests that change its files work on a copy (see ``mini_copy``)."""
+    from workflow_helpers import snakemake_in
+
+    workdir = tmp_path_factory.mktemp("mini")
+    result = snakemake_in(workdir, "all", "--cores", "2")
+    if result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-3:])
+        pytest.fail(f"mini workflow failed:\n{result.stderr[-4000:]}\n{logs}")
+    return workdir
+
+
+@pytest.fixture
+def mini_copy(mini_run, tmp_path):
+    """A private copy of the mini run (results, logs and Snakemake's metadata) to modify freely."""
+    import shutil
+
+    copy = tmp_path / "mini"
+    shutil.copytree(mini_run, copy, symlinks=True)
+    return copy

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import align_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -65,18 +66,6 @@ def test_config_errors_fail_at_load_with_one_line(tmp_path, override, key):
 
 
 # ----------------------------------------------------------------------------- the mini DAG end to end
-@pytest.fixture(scope="module")
-def mini_run(tmp_path_factory):
-    """Run the whole mini emotion DAG once (1 seed, 2 radii per robust variant) in a scratch dir."""
-    workdir = tmp_path_factory.mktemp("mini")
-    result = snakemake("all", "--cores", "2", "--configfile", str(REPO / "presets/mini.yaml"),
-                       "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"))
-    if result.returncode != 0:
-        logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-3:])
-        pytest.fail(f"mini workflow failed:\n{result.stderr[-4000:]}\n{logs}")
-    return workdir
-
-
 @pytest.mark.slow
 def test_mini_table_has_every_variant_with_finite_numbers(mini_run):
     table = pd.read_csv(mini_run / "results/mini/tables/emotion_robustness.csv", dtype={"radius": str})
@@ -104,7 +93,8 @@ def test_mini_figure_and_run_info(mini_run):
 
 
 @pytest.mark.slow
-def test_rebuilding_one_figure_reruns_nothing_upstream(mini_run):
+def test_rebuilding_one_figure_reruns_nothing_upstream(mini_copy):
+    mini_run = mini_copy
     target = "results/mini/figures/emotion_alpha_sweep.pdf"
     (mini_run / target).unlink()
     result = snakemake(target, "--cores", "1", "--configfile", str(REPO / "presets/mini.yaml"),
@@ -114,22 +104,10 @@ def test_rebuilding_one_figure_reruns_nothing_upstream(mini_run):
     assert "emotion_report" in out and "emotion_align" not in out and "emotion_sft" not in out
 
 
-def _align(mini_run, out, *extra, nproc=1):
-    em = mini_run / "results/mini/emotion"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "workflow_scripts.train.align", "--pairs", str(em / "pairs/train.parquet"),
-           "--policy", str(em / "sft/model"), "--reward-model", str(em / "reward_model/model"), "--out", str(out),
-           "--eta", "10", "--beta", "0.1", "--global-batch", "16", "--micro-batch", "8", "--lr", "1e-3",
-           "--max-length", "40", "--max-new-tokens", "12", "--bt-scale", "10", *extra]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads((Path(out) / "metrics.json").read_text())
-
-
 @pytest.mark.slow
 def test_online_regime_two_processes_iterate_anchor(mini_run, tmp_path):
     """REBEL's own loop: fresh pairs from pi_t each iteration, anchored at pi_t, on 2 processes."""
-    metrics = _align(mini_run, tmp_path / "online", "--variant", "chi2-rebel", "--radius", "0.5", "--seed", "3",
+    metrics = align_cli(mini_run, tmp_path / "online", "--variant", "chi2-rebel", "--radius", "0.5", "--seed", "3",
                      "--regime", "online", "--anchor", "iterate", "--iterations", "3", nproc=2)
     assert metrics["regime"] == "online" and metrics["iterations"] == 3
     history = pd.read_csv(tmp_path / "online/history.csv")
@@ -141,8 +119,8 @@ def test_online_regime_two_processes_iterate_anchor(mini_run, tmp_path):
 @pytest.mark.slow
 def test_same_seed_twice_gives_identical_metrics(mini_run, tmp_path):
     args = ("--variant", "w-rebel", "--radius", "1", "--seed", "5", "--iterations", "4")
-    first = _align(mini_run, tmp_path / "a", *args)
-    second = _align(mini_run, tmp_path / "b", *args)
+    first = align_cli(mini_run, tmp_path / "a", *args)
+    second = align_cli(mini_run, tmp_path / "b", *args)
     assert first == second
     assert (tmp_path / "a/history.csv").read_text() == (tmp_path / "b/history.csv").read_text()
 
@@ -163,8 +141,8 @@ def test_two_processes_match_one_process(mini_run, tmp_path, variant, radius):
     on 2 gloo processes equals 1 process holding the whole batch."""
     common = ("--variant", variant, "--radius", radius, "--seed", "1", "--iterations", "5")
     # one process, micro batch 16 = the global batch; two processes, micro batch 8 each
-    one = _align(mini_run, tmp_path / "one", *common, "--micro-batch", "16", nproc=1)
-    two = _align(mini_run, tmp_path / "two", *common, nproc=2)
+    one = align_cli(mini_run, tmp_path / "one", *common, "--micro-batch", "16", nproc=1)
+    two = align_cli(mini_run, tmp_path / "two", *common, nproc=2)
     h1 = pd.read_csv(tmp_path / "one/history.csv")
     h2 = pd.read_csv(tmp_path / "two/history.csv")
     for column in ("objective", "mean_loss"):

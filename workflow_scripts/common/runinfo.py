@@ -52,11 +52,32 @@ def git_commit() -> str:
         return "unknown"
 
 
+#: Environment variables whose values are credentials: never written anywhere.
+_SECRET_NAME = ("TOKEN", "SECRET", "PASSWORD", "API_KEY")
+
+
+def secrets_in_environment() -> list[str]:
+    return [v for k, v in os.environ.items() if any(s in k.upper() for s in _SECRET_NAME) and len(v) >= 6]
+
+
+def redact(obj: Any, secrets: list[str]) -> Any:
+    """Replace every occurrence of a secret in the strings of a nested structure by '***'."""
+    if isinstance(obj, str):
+        for secret in secrets:
+            obj = obj.replace(secret, "***")
+        return obj
+    if isinstance(obj, dict):
+        return {k: redact(v, secrets) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(v, secrets) for v in obj]
+    return obj
+
+
 def write_run_info(path: str | os.PathLike, **fields: Any) -> None:
-    """Record how a job ran. Never include credentials: only the fields passed here plus versions."""
+    """Record how a job ran. Credentials (e.g. HF_TOKEN) are redacted wherever they appear."""
     info = dict(fields)
     info["versions"] = library_versions()
     info["git_commit"] = git_commit()
     info["hostname"] = platform.node()
     info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    write_json_atomic(path, info)
+    write_json_atomic(path, redact(info, secrets_in_environment()))

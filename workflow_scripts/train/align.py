@@ -60,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     v.add_argument("--wasserstein-form", default="sqrt_mean", choices=("sqrt_mean", "pointwise"))
     t = p.add_argument_group("training")
     t.add_argument("--seed", type=int, required=True)
+    t.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
     t.add_argument("--regime", default="offline", choices=("offline", "online"))
     t.add_argument("--anchor", default="reference", choices=("reference", "iterate"))
     t.add_argument("--epochs", type=float, default=1.0, help="offline: passes over the pairs")

@@ -37,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--metrics", required=True, help="metrics JSON: test accuracy and per-label ROC-AUC")
     p.add_argument("--run-info", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--global-batch", type=int, default=64)
     p.add_argument("--micro-batch", type=int, default=16)

@@ -34,6 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--metrics", required=True, help="metrics JSON (train loss, validation perplexity)")
     p.add_argument("--run-info", required=True, help="run_info.json path")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--global-batch", type=int, default=64)
     p.add_argument("--micro-batch", type=int, default=16)
