@@ -20,9 +20,11 @@ include: "rules/pairs.smk"
 include: "rules/align.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/radius_coverage.smk"
 
 
 rule all:
     default_target: True
     input:
         emotion_report_outputs(),
+        radius_coverage_outputs(),

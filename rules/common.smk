@@ -77,3 +77,27 @@ def emotion_policy(wildcards):
     if wildcards.variant == "sft":
         return f"{EMOTION}/sft/model"
     return f"{EMOTION}/align/{wildcards.variant}/{wildcards.radius}/{wildcards.seed}/policy"
+
+
+# ----------------------------------------------------------------------------- radius-coverage study
+RADIUS_COVERAGE = f"{RESULTS}/radius_coverage"
+
+
+def rc_cfg(key):
+    return config["radius_coverage"][key]
+
+
+def radius_coverage_constant(set_name, base):
+    """The radius constant c of a set: one number, or one per base."""
+    c = rc_cfg("c")[set_name]
+    return c[base] if isinstance(c, dict) else c
+
+
+def radius_coverage_csvs():
+    return expand(f"{RADIUS_COVERAGE}/{{rc_set}}_{{rc_base}}.csv", rc_set=rc_cfg("sets"), rc_base=rc_cfg("bases"))
+
+
+def radius_coverage_outputs():
+    return expand(f"{RESULTS}/figures/radius_coverage.{{ext}}", ext=["pdf", "png"]) + expand(
+        f"{RESULTS}/tables/radius_coverage_rates.{{ext}}", ext=["csv", "md", "tex"]
+    )

@@ -84,6 +84,24 @@ def _dataset_error(key: str, source: str, generated: Any) -> str | None:
     return None
 
 
+def _radius_coverage_errors(section: dict) -> list[str]:
+    """The radius-coverage checks a schema cannot express."""
+    errors = []
+    grid = section["n_grid"]
+    if any(b <= a for a, b in zip(grid, grid[1:])):
+        errors.append(f"config key 'radius_coverage.n_grid' must be strictly increasing, got {grid}")
+    for name in section["sets"]:
+        if name not in section["c"]:
+            errors.append(f"config key 'radius_coverage.c' has no radius constant for the set {name!r}")
+    if section["K"] < section["d"]:
+        errors.append(f"config key 'radius_coverage.K' ({section['K']}) must be >= d ({section['d']}) "
+                      "so that the atoms identify theta*")
+    if sum(n >= section["fit_from"] for n in grid) < 2:
+        errors.append(f"config key 'radius_coverage.fit_from' ({section['fit_from']}) leaves fewer than 2 "
+                      f"sample sizes of n_grid {grid} to fit the tail slope on")
+    return errors
+
+
 def _semantic_errors(config: dict) -> list[str]:
     errors = []
     emotion = config["emotion"]
@@ -107,6 +125,7 @@ def _semantic_errors(config: dict) -> list[str]:
     if emotion["tokenizer"] == "train-bpe" and not isinstance(emotion["policy_model"], dict):
         errors.append("config key 'emotion.tokenizer' is 'train-bpe', which only fits models built from a config "
                       "(emotion.policy_model must then be a mapping of GPT2Config arguments)")
+    errors += _radius_coverage_errors(config["radius_coverage"])
     return errors
 
 
