@@ -6,8 +6,6 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts.config import ConfigError, prepare_job_environment, validate_config
-from workflow_scripts.grid import expand_grid, format_radius
-from workflow_scripts.losses import VARIANTS
 
 
 try:
@@ -16,6 +14,10 @@ except ConfigError as error:
     # One line, no traceback, before any job is planned.
     sys.exit(f"Config error: {error}")
 
+
+# Imported after validation: they load torch, and a config mistake should fail fast.
+from workflow_scripts.grid import expand_grid, format_radius
+from workflow_scripts.losses import VARIANTS
 
 prepare_job_environment(workflow.basedir)
 
