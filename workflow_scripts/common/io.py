@@ -1,6 +1,7 @@
 """Small I/O helpers: atomic writes (a crash never leaves half a file behind) and logging."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -8,7 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -27,32 +28,55 @@ def setup_logging(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, final: Path, directory: bool = False) -> None:
+    """Give a temporary file/dir the permissions a plain create would have, then rename it.
+
+    mkstemp/mkdtemp create 0600/0700 entries; results are meant to be read by collaborators.
+    """
+    os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+    os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    The temporary name keeps ``path``'s suffix (so writers that infer a format from it, like
+    matplotlib, work). On error the temporary file is removed and ``path`` is left untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        _publish(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_frame_atomic(df, path: str | os.PathLike) -> None:
     """Write a DataFrame as parquet / csv / jsonl (by suffix) via a temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    if path.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    elif path.suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    elif path.suffix == ".jsonl":
-        df.to_json(tmp, orient="records", lines=True)
-    else:
-        os.unlink(tmp)
+    writers = {".parquet": lambda t: df.to_parquet(t, index=False), ".csv": lambda t: df.to_csv(t, index=False),
+               ".jsonl": lambda t: df.to_json(t, orient="records", lines=True)}
+    if path.suffix not in writers:
         raise ValueError(f"unsupported table format {path.suffix!r} for {path}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writers[path.suffix](tmp)
 
 
 class AtomicDirectory:
@@ -76,4 +100,4 @@ class AtomicDirectory:
             return
         if self.path.exists():
             shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        _publish(self.tmp, self.path, directory=True)

@@ -30,14 +30,14 @@ our control: LaTeX special characters are escaped and a few Unicode symbols
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..common.io import atomic_path  # re-exported: one atomic writer for the project
 
 __all__ = [
     "VARIANT_ORDER",
@@ -302,29 +302,6 @@ def to_latex_booktabs(display: pd.DataFrame, align: list[str] | None = None) -> 
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; move it onto ``path`` on success.
-
-    The temp name keeps ``path``'s suffix (so e.g. matplotlib infers the
-    format).  Parent directories are created.  On error the temp file is
-    removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
