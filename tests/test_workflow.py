@@ -4,8 +4,6 @@ The end-to-end run is the slow part (minutes): it builds the whole mini emotion 
 temporary directory, and the tests below inspect what it produced.
 """
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -31,7 +31,7 @@ our control: LaTeX special characters are escaped and a few Unicode symbols
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np

@@ -11,7 +11,6 @@ import logging
 import math
 import time
 
-import numpy as np
 import torch
 
 from ..common.io import setup_logging, write_json_atomic
