@@ -39,3 +39,27 @@ def expand_grid(variants, radii: dict, seeds) -> pd.DataFrame:
         for r, s in itertools.product(radii_for(v, radii), seeds)
     ]
     return pd.DataFrame(rows, columns=["variant", "radius", "seed"])
+
+
+def format_pair(objectives, weights=(0.5, 0.5), name: str | None = None) -> str:
+    """Canonical, path-safe name of an ArmoRM training pair.
+
+    ``name`` when configured (an ``id``); else ``"o1+o2"`` at the default weights 0.5/0.5 and
+    ``"o1+o2_w0.3-0.7"`` otherwise, e.g. ``"ultrafeedback-truthfulness+helpsteer-complexity"``.
+    """
+    if name:
+        return str(name)
+    first, second = objectives
+    w1, w2 = (float(w) for w in weights)
+    base = f"{first}+{second}"
+    return base if (w1, w2) == (0.5, 0.5) else f"{base}_w{w1:g}-{w2:g}"
+
+
+def training_pairs(section: dict) -> list[dict]:
+    """The configured ArmoRM training pairs as ``{name, objectives, weights}`` (weights default 0.5/0.5)."""
+    pairs = []
+    for spec in section["training_pairs"]:
+        weights = [float(w) for w in spec.get("weights", (0.5, 0.5))]
+        pairs.append({"name": format_pair(spec["objectives"], weights, spec.get("id")),
+                      "objectives": list(spec["objectives"]), "weights": weights})
+    return pairs
