@@ -20,6 +20,7 @@ include: "rules/pairs.smk"
 include: "rules/align.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/armorm.smk"
 include: "rules/radius_coverage.smk"
 
 
@@ -27,4 +28,5 @@ rule all:
     default_target: True
     input:
         emotion_report_outputs(),
+        armorm_report_outputs(),
         radius_coverage_outputs(),

@@ -103,3 +103,59 @@ def radius_coverage_outputs():
     return expand(f"{RESULTS}/figures/radius_coverage.{{ext}}", ext=["pdf", "png"]) + expand(
         f"{RESULTS}/tables/radius_coverage_rates.{{ext}}", ext=["csv", "md", "tex"]
     )
+
+
+# ----------------------------------------------------------------------------- ArmoRM multi-objective alignment
+from workflow_scripts.grid import training_pairs
+
+ARMORM = f"{RESULTS}/armorm"
+ARMORM_PAIRS = training_pairs(config["armorm"])
+ARMORM_PAIR = {spec["name"]: spec for spec in ARMORM_PAIRS}
+ARMORM_GRID = expand_grid(config["variants"], config["armorm"]["radii"], config["seeds"])
+
+
+def armorm_cfg(key):
+    return config["armorm"][key]
+
+
+def armorm_pair(wildcards):
+    """The training pair named by the `pair` wildcard: {name, objectives, weights}."""
+    if wildcards.pair not in ARMORM_PAIR:
+        raise ValueError(f"unknown ArmoRM training pair {wildcards.pair!r}; configured: {sorted(ARMORM_PAIR)}")
+    return ARMORM_PAIR[wildcards.pair]
+
+
+def armorm_builds_reward_model():
+    """The mini preset's reward model is a stand-in the workflow builds; the paper's is a hub id."""
+    return isinstance(armorm_cfg("reward_model"), dict)
+
+
+def armorm_reward_input():
+    return {"reward_model": f"{ARMORM}/reward_model"} if armorm_builds_reward_model() else {}
+
+
+def armorm_reward_source(wildcards, input):
+    return input.reward_model if armorm_builds_reward_model() else armorm_cfg("reward_model")
+
+
+def armorm_eval_csvs():
+    rows = [f"{ARMORM}/eval/sft/0/{seed}.csv" for seed in config["seeds"]]
+    rows += [
+        f"{ARMORM}/eval/{pair['name']}/{r.variant}/{r.radius}/{r.seed}.csv"
+        for pair in ARMORM_PAIRS
+        for r in ARMORM_GRID.itertuples()
+    ]
+    return rows
+
+
+def armorm_report_outputs():
+    """The ArmoRM figures and table, when `armorm.enabled` (for `rule all`)."""
+    if not config["armorm"]["enabled"]:
+        return []
+    return expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=["armorm_spider", "armorm_alpha_sweep"],
+                  ext=["pdf", "png"]) + expand(f"{RESULTS}/tables/armorm_objectives.{{ext}}", ext=["csv", "md", "tex"])
+
+
+def shell_join(*parts):
+    """One shell command from pieces (shared prefixes and argument groups), joined by spaces."""
+    return " ".join(part.strip() for part in parts)

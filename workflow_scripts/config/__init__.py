@@ -72,6 +72,46 @@ def _schema_errors(config: dict) -> list[str]:
     return [_describe(e) for e in errors]
 
 
+def _armorm_errors(config: dict) -> list[str]:
+    """The ArmoRM checks a schema cannot express."""
+    from ..grid import format_pair
+
+    section = config["armorm"]
+    errors = []
+    names: dict[str, int] = {}
+    for i, spec in enumerate(section["training_pairs"]):
+        key = f"armorm.training_pairs[{i}]"
+        first, second = spec["objectives"]
+        if first == second:
+            errors.append(f"config key '{key}.objectives' names the same objective twice ({first!r}); "
+                          "pick two different ones")
+        weights = spec.get("weights", [0.5, 0.5])
+        if abs(sum(weights) - 1.0) > 1e-9:
+            errors.append(f"config key '{key}.weights' must sum to 1, got {weights}")
+        name = format_pair(spec["objectives"], weights, spec.get("id"))
+        if name in names:
+            errors.append(f"config key '{key}' has the same name {name!r} as armorm.training_pairs[{names[name]}]; "
+                          "give one an 'id'")
+        names.setdefault(name, i)
+    prompts = section["prompts"]
+    if prompts["source"] == "generated":
+        if prompts["n_train"] <= 0 or prompts["n_test"] <= 0:
+            errors.append("config key 'armorm.prompts.source' is 'generated', which needs n_train and n_test > 0")
+    else:
+        path = Path(prompts["source"]).expanduser()
+        looks_like_path = prompts["source"].startswith(("/", "./", "../", "~"))
+        if not path.is_dir() and (looks_like_path or not _HUB_ID.match(prompts["source"])):
+            errors.append(f"config key 'armorm.prompts.source': prompt directory {prompts['source']!r} does not exist")
+    align = section["align"]
+    procs = config["launch"]["cpu_procs"]["align"]
+    if align["global_batch"] % (align["micro_batch"] * procs):
+        errors.append(f"config key 'armorm.align.global_batch' ({align['global_batch']}) must be divisible by "
+                      f"micro_batch ({align['micro_batch']}) x processes ({procs})")
+    if section["evaluate"]["selection"] == "best" and section["evaluate"]["samples_per_prompt"] < 2:
+        errors.append("config key 'armorm.evaluate.selection' is 'best', which needs samples_per_prompt >= 2")
+    return errors
+
+
 def _dataset_error(key: str, source: str, generated: Any) -> str | None:
     if source == "generated":
         return None if generated else f"config key '{key}' is 'generated' but 'emotion.generate_dataset' is not set"
@@ -111,6 +151,7 @@ def _semantic_errors(config: dict) -> list[str]:
     problem = _dataset_error("emotion.dataset", emotion["dataset"], emotion.get("generate_dataset"))
     if problem:
         errors.append(problem)
+    errors += _armorm_errors(config)
     two_procs = config["launch"]["align_two_process_variants"]
     for stage in ("sft", "reward", "align"):
         section = emotion[stage]
