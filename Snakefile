@@ -13,6 +13,7 @@ configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/canary.smk"
 include: "rules/data.smk"
 include: "rules/sft.smk"
 include: "rules/reward_model.smk"

@@ -7,6 +7,7 @@ rule emotion_align:
         pairs=f"{EMOTION}/pairs/train.parquet",
         policy=f"{EMOTION}/sft/model",
         reward_model=f"{EMOTION}/reward_model/model",
+        **canary_input(),
     output:
         policy=directory(f"{EMOTION}/align/{{variant}}/{{radius}}/{{seed}}/policy"),
         metrics=f"{EMOTION}/align/{{variant}}/{{radius}}/{{seed}}/metrics.json",

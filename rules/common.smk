@@ -5,9 +5,10 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts.config import ConfigError, prepare_job_environment, validate_config
+from workflow_scripts.config import ConfigError, coerce_cli_strings, prepare_job_environment, validate_config
 
-
+# Nested --config values (and a profile's `config:` mapping) arrive as strings: type them first.
+coerce_cli_strings(config)
 try:
     validate_config(config)
 except ConfigError as error:
@@ -52,11 +53,16 @@ def train_procs(stage, variant=None):
     return procs
 
 
-# The launcher line of every training rule: as many processes as the job's GPUs, or
-# `nproc` CPU processes (gloo) when it has none. --standalone picks a free rendezvous port,
+# The launcher line of every training rule: one process per GPU the job was given, or
+# `nproc` CPU processes (gloo) when it has none. Inside a SLURM GPU job step the count is the
+# GPUs SLURM actually granted on the node (SLURM_GPUS_ON_NODE), else the `gpu` resource. The
+# shell runs with `set -u`, hence ${VAR:-}. --standalone: single node, a free rendezvous port,
 # so concurrent local jobs do not collide.
 LAUNCH = (
-    'nproc=$(( {resources.gpu} > 0 ? {resources.gpu} : {resources.nproc} )); '
+    "gpus={resources.gpu}; "
+    'if [ "$gpus" -gt 0 ]; then nproc=${{SLURM_GPUS_ON_NODE:-$gpus}}; else nproc={resources.nproc}; fi; '
+    'echo "launch: $nproc process(es); gpu resource $gpus, SLURM job ${{SLURM_JOB_ID:-none}}, '
+    'CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}" >&2; '
     "export OMP_NUM_THREADS=1; "
     "python -m torch.distributed.run --standalone --nproc_per_node $nproc -m"
 )
@@ -79,6 +85,15 @@ def emotion_policy(wildcards):
     if wildcards.variant == "sft":
         return f"{EMOTION}/sft/model"
     return f"{EMOTION}/align/{wildcards.variant}/{wildcards.radius}/{wildcards.seed}/policy"
+
+
+def canary_path():
+    return f"{RESULTS}/canary/gpu_job.json"
+
+
+def canary_input():
+    """The canary as an extra input of GPU training rules, when `launch.canary` is on (SLURM profile)."""
+    return {"canary": canary_path()} if config["launch"]["canary"] else {}
 
 
 # ----------------------------------------------------------------------------- radius-coverage study

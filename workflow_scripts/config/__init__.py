@@ -170,6 +170,53 @@ def _semantic_errors(config: dict) -> list[str]:
     return errors
 
 
+def _resolve(schema: dict) -> dict:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _schema()["$defs"][ref.split("/")[-1]]
+    return schema
+
+
+def _coerce_scalar(value: str, kind: str | list | None):
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "boolean" in kinds and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if "integer" in kinds and re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    if "number" in kinds:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def coerce_cli_strings(config: dict) -> dict:
+    """Type the strings Snakemake's ``--config`` leaves in nested values, following the schema.
+
+    ``--config launch="{canary: true}"`` (and a profile's ``config:`` mapping, which becomes that)
+    parses nested values with YAML's BaseLoader, so ``canary`` arrives as the string ``"True"``.
+    Strings where the schema wants a boolean or a number are converted in place; anything else
+    is left for :func:`validate_config` to report.
+    """
+
+    def walk(node, schema):
+        schema = _resolve(schema)
+        if isinstance(node, dict):
+            props = schema.get("properties", {})
+            for key, value in node.items():
+                if key in props:
+                    node[key] = walk(value, props[key])
+            return node
+        if isinstance(node, list) and "items" in schema:
+            return [walk(v, schema["items"]) for v in node]
+        if isinstance(node, str) and "type" in schema:
+            return _coerce_scalar(node, schema["type"])
+        return node
+
+    return walk(config, _schema())
+
+
 def validate_config(config: dict) -> None:
     """Raise :class:`ConfigError` with one line for the first problem found."""
     errors = _schema_errors(config)

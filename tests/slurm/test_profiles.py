@@ -1,0 +1,213 @@
+"""The profiles without a cluster: name resolution, planning, per-rule resources, site overrides,
+the launcher's process count, the canary's checks and the `launch.canary` switch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from workflow_scripts.canary import evaluate_checks  # noqa: E402
+from workflow_scripts.config import coerce_cli_strings, validate_config  # noqa: E402
+
+GPU_RULES = ["gpu_canary", "emotion_sft", "emotion_reward_model", "emotion_pairs", "emotion_align", "emotion_evaluate"]
+
+
+def snakemake(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def profile(env=None) -> dict:
+    """profiles/slurm/config.yaml as Snakemake reads it: {option: value or [entries]}."""
+    from snakemake.profiles import ProfileConfigFileParser
+
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with open(REPO / "profiles/slurm/config.yaml") as fh:
+            return dict(ProfileConfigFileParser().parse(fh))
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def set_resources(parsed: dict) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    for entry in parsed["set-resources"]:
+        rule, assignment = entry.split(":", 1)
+        key, value = assignment.split("=", 1)
+        rules.setdefault(rule, {})[key] = value
+    return rules
+
+
+def job_counts(output: str) -> dict[str, int]:
+    counts = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+# ----------------------------------------------------------------------------- resolution and planning
+@pytest.mark.parametrize("target, expected", [
+    ("all", {"gpu_canary": 1, "emotion_align": 60, "emotion_evaluate": 63, "emotion_report": 1}),
+    ("results/paper/figures/emotion_alpha_sweep.pdf", {"gpu_canary": 1, "emotion_align": 60, "emotion_report": 1}),
+])
+def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_home, target, expected):
+    """`snakemake --profile slurm -n <target>` literally, with the README's one-time link in place."""
+    result = snakemake("--profile", "slurm", "-n", target, "--quiet", "rules",
+                       env={"XDG_CONFIG_HOME": str(xdg_config_home)})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "Using profile slurm" in out
+    counts = job_counts(out)
+    assert {k: counts.get(k) for k in expected} == expected
+
+
+def test_dry_run_shows_the_gpu_resources_and_the_canary_dependency(xdg_config_home):
+    align = "results/mini/emotion/align/chi2-rebel/1/0/metrics.json"
+    result = snakemake("--profile", "slurm", "-n", align, "--configfile", "presets/mini.yaml",
+                       "--directory", str(xdg_config_home / "plan"), env={"XDG_CONFIG_HOME": str(xdg_config_home)})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    block = out[out.index("rule emotion_align:"):]
+    block = block[:block.index("Shell command")]
+    assert "results/mini/canary/gpu_job.json" in block                 # align waits for the canary
+    for res in ("gpu=2", "cpus_per_gpu=8", "slurm_partition=gpu", "runtime=360", "mem_mb=64000"):
+        assert res in block, (res, block)
+
+
+def test_without_the_profile_alignment_does_not_wait_for_the_canary(tmp_path):
+    result = snakemake("-n", "all", "--configfile", "presets/mini.yaml", "--directory", str(tmp_path),
+                       "--quiet", "rules")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "gpu_canary" not in job_counts(out)
+
+
+# ----------------------------------------------------------------------------- the profile's content
+def test_every_gpu_rule_has_gpu_cpus_memory_runtime_and_partition():
+    rules = set_resources(profile())
+    launched = set()
+    for smk in (REPO / "rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.S | re.M):
+            if "LAUNCH" in body:
+                launched.add(name)
+    assert {"gpu_canary", "emotion_sft", "emotion_reward_model", "emotion_align"} <= launched, launched
+    for rule in sorted(set(GPU_RULES) | launched):                # every rule started by the launcher, too
+        res = rules[rule]
+        assert {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(res), (rule, res)
+        assert int(res["gpu"]) >= 1 and "gpus" not in res, (rule, res)
+        assert not re.search(r"--gres|--gpus", res.get("slurm_extra", "")), (rule, res)
+    assert rules["gpu_canary"]["gpu"] == rules["emotion_align"]["gpu"] == "2"
+
+
+def test_profile_executor_settings_and_canary_flag():
+    parsed = profile()
+    assert parsed["executor"] == "slurm"
+    for key in ("jobs", "retries", "latency-wait"):
+        assert int(parsed[key]) > 0, key
+    assert parsed["rerun-incomplete"] == "True"
+    assert "runtime=60" in parsed["default-resources"]
+    assert not any(e.startswith(("slurm_account=", "slurm_partition=")) for e in parsed["default-resources"])
+    assert parsed["config"] == ["launch={'canary': True}"]
+
+
+def test_site_settings_are_overridable_from_the_environment():
+    parsed = profile({"DRO_REBEL_SLURM_ACCOUNT": "proj42", "DRO_REBEL_SLURM_CPU_PARTITION": "short",
+                      "DRO_REBEL_SLURM_GPU_PARTITION": "a100q", "DRO_REBEL_SLURM_GPU_MODEL": "a100",
+                      "DRO_REBEL_SLURM_CPUS_PER_GPU": "4", "DRO_REBEL_SLURM_ALIGN_GPUS": "4"})
+    assert {"slurm_account=proj42", "slurm_partition=short"} <= set(parsed["default-resources"])
+    rules = set_resources(parsed)
+    for rule in GPU_RULES:
+        assert rules[rule]["slurm_partition"] == "a100q" and rules[rule]["gpu_model"] == "a100"
+        assert rules[rule]["cpus_per_gpu"] == "4"
+    assert rules["emotion_align"]["gpu"] == "4" and rules["emotion_align"]["mem_mb"] == str(4 * 32000)
+
+
+def test_local_and_default_profiles_have_nothing_slurm_specific():
+    default = REPO / "profiles/default"
+    texts = [p.read_text() for p in default.glob("*")] if default.is_dir() else []
+    assert not any("slurm" in t.lower() for t in texts)
+    local = (REPO / "profiles/local/config.yaml").read_text()
+    assert "executor: local" in local and "slurm" not in re.sub(r"#.*", "", local).lower()
+
+
+# ----------------------------------------------------------------------------- launcher, canary, config
+def _launch_prefix(xdg_config_home) -> str:
+    """The canary's shell command from a dry run, up to the launcher (everything before torchrun)."""
+    result = snakemake("--profile", "slurm", "-n", "-p", "results/mini/canary/gpu_job.json", "--configfile",
+                       "presets/mini.yaml", "--directory", str(xdg_config_home / "plan"),
+                       env={"XDG_CONFIG_HOME": str(xdg_config_home)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout + result.stderr
+    command = out[out.index("gpus=2;"):]
+    return command[:command.index("export OMP_NUM_THREADS")]
+
+
+@pytest.mark.parametrize("slurm_env, expected", [({}, "2"), ({"SLURM_GPUS_ON_NODE": "1"}, "1"),
+                                                 ({"SLURM_GPUS_ON_NODE": "2", "SLURM_JOB_ID": "7"}, "2")])
+def test_launcher_starts_one_process_per_granted_gpu_under_set_u(xdg_config_home, slurm_env, expected):
+    prefix = _launch_prefix(xdg_config_home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "CUDA_VISIBLE_DEVICES"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", prefix + 'echo "nproc=$nproc"'],
+                            capture_output=True, text=True, env={**env, **slurm_env}, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"nproc={expected}"
+
+
+def _canary_report(**overrides) -> dict:
+    ranks = [{"rank": r, "world_size": 2, "cuda_available": False, "cuda_device_count": 0} for r in range(2)]
+    report = {"world_size": 2, "local_world_size": 2, "ranks": ranks, "all_reduce": 3, "expected_gpus": 2,
+              "granted_gpus": 2, "slurm": {"SLURM_GPUS_ON_NODE": "2"}, "nvidia_device_files": []}
+    report.update(overrides)
+    return report
+
+
+@pytest.mark.parametrize("overrides, failing", [
+    ({}, []),
+    ({"granted_gpus": 4, "slurm": {"SLURM_GPUS_ON_NODE": "4"}}, ["world_size_equals_granted_gpus"]),
+    ({"expected_gpus": 4}, ["world_size_equals_requested_gpus"]),
+    ({"nvidia_device_files": ["/dev/nvidia0"]}, ["torch_sees_the_nodes_gpus"]),
+    ({"all_reduce": 2}, ["all_reduce_sums_ranks"]),
+])
+def test_canary_checks(overrides, failing):
+    checks = evaluate_checks(_canary_report(**overrides))
+    assert sorted(k for k, v in checks.items() if not v) == failing
+
+
+@pytest.mark.slow
+def test_canary_runs_locally_on_two_processes(tmp_path):
+    result = snakemake("results/mini/canary/gpu_job.json", "--cores", "2", "--configfile", "presets/mini.yaml",
+                       "--config", "launch={canary: true}", "--directory", str(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "results/mini/canary/gpu_job.json").read_text())
+    assert report["ok"] and report["world_size"] == 2 and report["expected_gpus"] == 0
+
+
+def test_nested_cli_config_strings_are_typed_by_the_schema():
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    # what `--config launch="{canary: true}"` leaves after Snakemake's parse: a string
+    config["launch"]["canary"] = "True"
+    config["emotion"]["align"]["epochs"] = "2"
+    config["emotion"]["align"]["lr"] = "1e-3"
+    coerce_cli_strings(config)
+    assert config["launch"]["canary"] is True
+    assert config["emotion"]["align"]["epochs"] == 2.0 and config["emotion"]["align"]["lr"] == 1e-3
+    validate_config(config)
+    config["launch"]["canary"] = "perhaps"
+    coerce_cli_strings(config)
+    with pytest.raises(ValueError, match="launch.canary"):
+        validate_config(config)
