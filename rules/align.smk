@@ -29,6 +29,8 @@ rule emotion_align:
         mix=emotion_cfg("mixture"),
         losses=config["losses"],
         ds=config["deepspeed"],
+        ck=config["checkpoint"],
+        run_name=config["run_name"],
     shell:
         LAUNCH + " workflow_scripts.train.align --pairs {input.pairs:q} --policy {input.policy:q} "
         "--reward-model {input.reward_model:q} --out {params.out:q} --variant {wildcards.variant} "
@@ -41,4 +43,6 @@ rule emotion_align:
         "--max-new-tokens {params.hp[max_new_tokens]} "
         "--objectives {params.mix[objectives][0]} {params.mix[objectives][1]} --alpha0 {params.mix[alpha0]} "
         "--mixture {params.mix[kind]} --bt-scale {params.mix[bt_scale]} "
-        "--zero-stage {params.ds[zero_stage]} --precision {params.ds[precision]} > {log:q} 2>&1"
+        "--zero-stage {params.ds[zero_stage]} --precision {params.ds[precision]} "
+        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name {params.run_name:q} "
+        "> {log:q} 2>&1"
