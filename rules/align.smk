@@ -44,5 +44,5 @@ rule emotion_align:
         "--objectives {params.mix[objectives][0]} {params.mix[objectives][1]} --alpha0 {params.mix[alpha0]} "
         "--mixture {params.mix[kind]} --bt-scale {params.mix[bt_scale]} "
         "--zero-stage {params.ds[zero_stage]} --precision {params.ds[precision]} "
-        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name {params.run_name:q} "
+        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name={params.run_name:q} "
         "> {log:q} 2>&1"

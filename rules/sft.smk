@@ -35,5 +35,5 @@ rule emotion_sft:
         "--micro-batch {params.hp[micro_batch]} --lr {params.hp[lr]} --warmup-ratio {params.hp[warmup_ratio]} "
         "--max-length {params.hp[max_length]} --zero-stage {params.ds[zero_stage]} "
         "--precision {params.ds[precision]} --checkpoint-dir {params.ckpt_dir:q} "
-        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name {params.run_name:q} "
+        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name={params.run_name:q} "
         "> {log:q} 2>&1"
