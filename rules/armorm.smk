@@ -174,6 +174,7 @@ rule armorm_align:
     input:
         pairs=f"{ARMORM}/prefs/{{pair}}/train.parquet",
         policy=f"{ARMORM}/base_policy",
+        **canary_input(),
     output:
         policy=directory(f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/policy"),
         metrics=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/metrics.json",
