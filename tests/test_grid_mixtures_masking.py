@@ -106,3 +106,21 @@ def test_logprob_independent_of_padding_and_batchmates():
         brute = lp[0, 2, 6] + lp[0, 3, 7]
     assert a[0].item() == pytest.approx(b[0].item(), abs=1e-5)
     assert a[0].item() == pytest.approx(brute.item(), abs=1e-5)
+
+
+def test_sampling_stops_at_any_of_several_stop_ids():
+    """Llama-3 instruct models end a turn with any of several ids: cut at the first of them."""
+    from workflow_scripts.generation import sample_completions, stop_token_ids
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=6, n_positions=64)).eval()
+    rows = sample_completions(model, [[1, 2]] * 8, eos_id=[3, 4], pad_id=0, max_new_tokens=40, generator_seed=0)
+    for row in rows:
+        stops = [i for i, t in enumerate(row) if t in (3, 4)]
+        assert not stops or stops[0] == len(row) - 1      # nothing after the first stop id
+    assert any(row and row[-1] in (3, 4) for row in rows)
+
+    class Tok:
+        eos_token_id = 5
+    model.generation_config.eos_token_id = [3, 4]
+    assert stop_token_ids(model, Tok()) == [3, 4, 5]

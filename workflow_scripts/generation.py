@@ -26,16 +26,28 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Ten
     return ids, mask
 
 
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a turn: the generation config's (Llama-3 instruct models list several,
+    e.g. ``<|end_of_text|>``, ``<|eom_id|>``, ``<|eot_id|>``) plus the tokenizer's EOS."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    ids.append(tokenizer.eos_token_id)
+    return sorted({int(i) for i in ids if i is not None})
+
+
 @torch.no_grad()
-def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int, pad_id: int, max_new_tokens: int,
+def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int | Sequence[int], pad_id: int,
+                       max_new_tokens: int,
                        temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch_size: int = 64,
                        generator_seed: int | None = None, desc: str = "sampling", num_return_sequences: int = 1,
                        device: torch.device | str = "cpu") -> list[list[int]]:
-    """Sample completions (token ids, without the prompt, cut after the first EOS) for each prompt.
+    """Sample completions (token ids, without the prompt, cut after the first stop id) for each prompt.
 
-    Returns ``len(prompts) * num_return_sequences`` lists, prompt-major. ``top_k=0`` and
-    ``top_p=1`` is plain ancestral sampling (the emotion protocol).
+    ``eos_id`` is one stop id or several (see :func:`stop_token_ids`). Returns
+    ``len(prompts) * num_return_sequences`` lists, prompt-major. ``top_k=0`` and ``top_p=1``
+    is plain ancestral sampling (the emotion protocol).
     """
+    stops = {int(eos_id)} if isinstance(eos_id, int) else {int(i) for i in eos_id}
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
     was_training = model.training
@@ -47,12 +59,11 @@ def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int, 
         generated = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
             temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-            num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=eos_id, use_cache=True,
+            num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=sorted(stops), use_cache=True,
         )
         for row in generated[:, ids.shape[1]:].tolist():
-            if eos_id in row:
-                row = row[: row.index(eos_id) + 1]
-            out.append(row)
+            end = next((i for i, token in enumerate(row) if token in stops), None)
+            out.append(row if end is None else row[: end + 1])
     model.train(was_training)
     return out
 

@@ -30,7 +30,7 @@ import torch
 
 from ..common.io import setup_logging
 from ..common.runinfo import seed_everything
-from ..generation import sample_completions, score_logprobs
+from ..generation import sample_completions, score_logprobs, stop_token_ids
 from ..models.build import load_causal_lm, load_tokenizer
 from .shards import run_sharded
 
@@ -63,7 +63,8 @@ def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: floa
     """``n`` completions per prompt (prompt-major rows), plus their log-prob under ``policy`` if asked."""
     prompt_ids = [chat_prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
     order = np.argsort([len(p) for p in prompt_ids], kind="stable")      # similar lengths share a batch
-    sampled = sample_completions(policy, [prompt_ids[i] for i in order], eos_id=tokenizer.eos_token_id,
+    stops = stop_token_ids(policy, tokenizer)
+    sampled = sample_completions(policy, [prompt_ids[i] for i in order], eos_id=stops,
                                  pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, temperature=temperature,
                                  top_k=0, top_p=top_p, batch_size=batch_size, generator_seed=seed,
                                  num_return_sequences=n, device=device, desc=desc)
@@ -79,7 +80,7 @@ def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: floa
         "response_ids": responses,
         "response": [tokenizer.decode(r, skip_special_tokens=True) for r in responses],
         "n_tokens": [len(r) for r in responses],
-        "finished": [bool(r) and r[-1] == tokenizer.eos_token_id for r in responses],
+        "finished": [bool(r) and r[-1] in stops for r in responses],
     })
     if logp_max_length is not None:
         frame["logp_ref"] = score_logprobs(policy, rep_prompts, responses, pad_id=tokenizer.pad_token_id,

@@ -216,7 +216,14 @@ def load_reward_model(source: str, *, allowlist: Sequence[str] = (), loader: str
         how = "ArmoRMGatingRewardModel (no remote code)"
     else:
         trust = source in set(allowlist)
-        model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust, dtype=torch_dtype)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=trust,
+                                                                       dtype=torch_dtype)
+        except ImportError as error:
+            # ArmoRM's published modeling code imports names that transformers 5 removed.
+            raise RuntimeError(f"the remote code of {source} does not import under this transformers "
+                               f"({error}); set armorm.reward_loader: native to load its weights into "
+                               "this workflow's port of the architecture") from error
         how = f"AutoModelForSequenceClassification, trust_remote_code={trust}" + (" (allow-listed)" if trust else "")
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = model.to(device).eval()
