@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import chi2 as chi2_law  # noqa: E402
 
-from workflow_scripts.report.tables import atomic_path, write_table  # noqa: E402
+from workflow_scripts.report.tables import atomic_path, save_figure, write_table  # noqa: E402
 
 from .model import BASES, SETS  # noqa: E402
 
@@ -272,9 +272,7 @@ def plot(summary: pd.DataFrame, table: pd.DataFrame, stem: str, fit_from: int) -
                  "error bars: 95% CI of the mean over repetitions; dotted: population bias (the estimator fitted "
                  "on P*); dashed: exact coverage limit", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.955))
-    for ext in ("pdf", "png"):
-        with atomic_path(f"{stem}.{ext}") as tmp:
-            fig.savefig(tmp, dpi=150 if ext == "png" else None)
+    save_figure(fig, stem)
     plt.close(fig)
 
 

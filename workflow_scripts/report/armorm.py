@@ -52,7 +52,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from workflow_scripts.report.emotion import DPO_FAMILY, SFT_COLOR, VARIANT_COLORS  # noqa: E402
 from workflow_scripts.report.tables import (  # noqa: E402
     VARIANT_ORDER,
-    atomic_path,
+    save_figure,
     fmt_variant,
     sample_std,
     variant_sort_key,
@@ -145,15 +145,7 @@ def best_radii(table: pd.DataFrame, axes: Sequence[str]) -> dict[tuple[str, str]
 
 # ----------------------------------------------------------------------------- figures
 def _save(fig, stem: str | Path) -> dict[str, Path]:
-    stem = Path(stem)
-    written = {}
-    for ext in ("pdf", "png"):
-        path = stem.with_name(f"{stem.name}.{ext}")
-        meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
-        written[ext] = path
-    return written
+    return save_figure(fig, stem)
 
 
 def _pair_title(spec: dict) -> str:

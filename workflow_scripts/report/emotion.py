@@ -66,7 +66,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from workflow_scripts.report.tables import (  # noqa: E402
     VARIANT_ORDER,
-    atomic_path,
+    save_figure,
     fmt_variant,
     sample_std,
     variant_sort_key,
@@ -395,13 +395,7 @@ def plot_alpha_sweep(
                 title_fontsize="small",
                 fontsize="small",
             )
-            written = {}
-            for ext in ("pdf", "png"):
-                path = stem.with_name(f"{stem.name}.{ext}")
-                meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-                with atomic_path(path) as tmp:
-                    fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
-                written[ext] = path
+            written = save_figure(fig, stem)
         finally:
             plt.close(fig)
     return written

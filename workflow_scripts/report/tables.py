@@ -44,6 +44,7 @@ __all__ = [
     "VARIANT_NAMES",
     "MISSING",
     "atomic_path",
+    "save_figure",
     "display_frame",
     "fmt_variant",
     "format_mean_std",
@@ -302,6 +303,20 @@ def to_latex_booktabs(display: pd.DataFrame, align: list[str] | None = None) -> 
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
+def save_figure(fig, stem: str | os.PathLike[str], dpi: int = 150) -> dict[str, Path]:
+    """Write ``{stem}.pdf`` and ``{stem}.png`` atomically, without timestamps in the metadata,
+    so reruns of a report produce identical files."""
+    stem = Path(stem)
+    written = {}
+    for ext in ("pdf", "png"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        meta = {"CreationDate": None} if ext == "pdf" else {"Software": None}
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=meta)
+        written[ext] = path
+    return written
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -154,3 +154,21 @@ def save_model(engine_or_model, tokenizer, out_dir, rank: int) -> None:
             tokenizer.save_pretrained(tmp)
     if dist.is_initialized():
         dist.barrier()
+
+
+def add_training_args(p, *, epochs: int, max_length: int) -> None:
+    """The command-line options every supervised training entry point shares (SFT, reward model)."""
+    p.add_argument("--run-info", required=True, help="run_info.json path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--global-batch", type=int, default=64)
+    p.add_argument("--micro-batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--warmup-ratio", type=float, default=0.05)
+    p.add_argument("--max-length", type=int, default=max_length)
+    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
+    p.add_argument("--checkpoint-keep", type=int, default=2)
+    p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))

@@ -21,7 +21,7 @@ from ..common.runinfo import seed_everything, write_run_info
 from ..data.emotion import EMOTION_LABELS, load_emotion_split
 from ..models.build import build_sequence_classifier, load_tokenizer
 from ..models.emotion_reward import REWARD_EMOTIONS
-from .engine import init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
+from .engine import add_training_args, init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
 from .sft import make_checkpointer, model_spec
 from .supervised import evaluate_batches, steps_per_epoch, train_supervised
 
@@ -35,21 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True, help="hub id / directory, or a JSON object of GPT2Config arguments")
     p.add_argument("--out", required=True)
     p.add_argument("--metrics", required=True, help="metrics JSON: test accuracy and per-label ROC-AUC")
-    p.add_argument("--run-info", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--global-batch", type=int, default=64)
-    p.add_argument("--micro-batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--warmup-ratio", type=float, default=0.05)
-    p.add_argument("--max-concat", type=int, default=3)
-    p.add_argument("--max-length", type=int, default=200)
-    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
-    p.add_argument("--checkpoint-keep", type=int, default=2)
-    p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--max-concat", type=int, default=3, help="texts concatenated per example: 1..max_concat")
+    add_training_args(p, epochs=8, max_length=200)
     return p.parse_args(argv)
 
 

@@ -18,7 +18,7 @@ from ..common.runinfo import seed_everything, write_run_info
 from ..data.emotion import load_emotion_split
 from ..models.build import build_causal_lm, load_tokenizer
 from .checkpoint import Checkpointer, fingerprint_of
-from .engine import init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
+from .engine import add_training_args, init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
 from .supervised import evaluate_batches, steps_per_epoch, train_supervised
 
 logger = logging.getLogger("sft")
@@ -31,20 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True, help="hub id / directory, or a JSON object of GPT2Config arguments")
     p.add_argument("--out", required=True, help="output directory (save_pretrained) ")
     p.add_argument("--metrics", required=True, help="metrics JSON (train loss, validation perplexity)")
-    p.add_argument("--run-info", required=True, help="run_info.json path")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--global-batch", type=int, default=64)
-    p.add_argument("--micro-batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--warmup-ratio", type=float, default=0.05)
-    p.add_argument("--max-length", type=int, default=68)
-    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
-    p.add_argument("--checkpoint-keep", type=int, default=2)
-    p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    add_training_args(p, epochs=1, max_length=68)
     p.add_argument("--max-train-examples", type=int, default=0, help="0 = all")
     return p.parse_args(argv)
 
