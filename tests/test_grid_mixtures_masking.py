@@ -124,3 +124,18 @@ def test_sampling_stops_at_any_of_several_stop_ids():
         eos_token_id = 5
     model.generation_config.eos_token_id = [3, 4]
     assert stop_token_ids(model, Tok()) == [3, 4, 5]
+
+
+def test_roc_auc_equals_pairwise_definition_with_ties():
+    """The reward model's AUC: P(score_pos > score_neg) + 1/2 P(tie), by brute force over pairs."""
+    from workflow_scripts.train.reward_model import roc_auc
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        scores = rng.integers(0, 5, size=30).astype(float)
+        targets = rng.integers(0, 2, size=30)
+        pos, neg = scores[targets == 1], scores[targets == 0]
+        if len(pos) and len(neg):
+            brute = np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
+            assert roc_auc(scores, targets) == pytest.approx(brute, abs=1e-12)
+    assert math.isnan(roc_auc(np.array([0.1, 0.2]), np.array([1, 1])))

@@ -32,6 +32,19 @@ def _key(path) -> str:
     return ".".join(parts).replace(".[", "[") or "<top level>"
 
 
+#: One sentence per JSON-schema keyword: {limit} is the schema's value, {got} the config's.
+_TEMPLATES = {
+    "enum": "must be one of {limit}, got {got!r}",
+    "type": "must be of type {limit}, got {got!r}",
+    "exclusiveMinimum": "must be > {limit}, got {got!r}",
+    "minimum": "must be >= {limit}, got {got!r}",
+    "maximum": "must be <= {limit}, got {got!r}",
+    "minItems": "must list at least {limit} item(s), got {got!r}",
+    "maxItems": "must list at most {limit} item(s), got {got!r}",
+    "uniqueItems": "has duplicate entries: {got!r}",
+}
+
+
 def _describe(error) -> str:
     """One line for a jsonschema error."""
     key = _key(error.absolute_path)
@@ -43,24 +56,10 @@ def _describe(error) -> str:
         return f"unknown config key '{where}{extra[0]}' (a typo?); allowed keys here: {allowed}"
     if v == "required":
         return f"config key '{key}' is missing a required entry: {error.message.split(' is ')[0]}"
-    if v == "enum":
-        return f"config key '{key}' must be one of {error.validator_value}, got {error.instance!r}"
-    if v == "type":
-        return f"config key '{key}' must be of type {error.validator_value}, got {error.instance!r}"
-    if v == "exclusiveMinimum":
-        return f"config key '{key}' must be > {error.validator_value}, got {error.instance!r}"
-    if v == "minimum":
-        return f"config key '{key}' must be >= {error.validator_value}, got {error.instance!r}"
-    if v == "maximum":
-        return f"config key '{key}' must be <= {error.validator_value}, got {error.instance!r}"
-    if v == "minItems":
-        return f"config key '{key}' must list at least {error.validator_value} item(s), got {error.instance!r}"
-    if v == "maxItems":
-        return f"config key '{key}' must list at most {error.validator_value} item(s), got {error.instance!r}"
-    if v == "uniqueItems":
-        return f"config key '{key}' has duplicate entries: {error.instance!r}"
     if v == "oneOf":
         return f"config key '{key}' has an invalid value {error.instance!r}: {error.schema.get('description', 'see the schema')}"
+    if v in _TEMPLATES:
+        return f"config key '{key}' " + _TEMPLATES[v].format(limit=error.validator_value, got=error.instance)
     return f"config key '{key}': {error.message}"
 
 

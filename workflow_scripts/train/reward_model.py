@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from ..common.io import setup_logging, write_json_atomic
 from ..common.runinfo import seed_everything, write_run_info
@@ -55,21 +56,11 @@ def multilabel_examples(texts, labels, max_concat: int, rng: np.random.Generator
 
 
 def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney statistic (ties count 1/2); NaN if a class is absent."""
+    """ROC-AUC as the Mann-Whitney statistic (tied scores share their average rank); NaN if a class is absent."""
     pos, neg = scores[targets == 1], scores[targets == 0]
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([pos, neg])[order]
-    # average ranks over ties
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
+    ranks = rankdata(np.concatenate([pos, neg]), method="average")
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg)))
 
 
