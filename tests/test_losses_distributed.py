@@ -5,6 +5,11 @@ Each rank holds a slice of the global batch (equal 4/4 and unequal 3/5 splits), 
 averaged with ``all_reduce`` (what DDP / DeepSpeed do). The result must equal one process
 holding the concatenated batch: weights, value, mean loss, penalty and gradients.
 
+Gradient accumulation: a rank's share is further split into micro-batches; a statistics pass
+over the share fixes the plan (global weights / the Wasserstein normaliser), then each
+micro-batch's surrogate is backpropagated and the gradients summed. Any split (world size x
+micro-batches) must give the one-process, whole-batch result (SPEC 4: the whole global batch).
+
 The two processes are spawned once per module (a fixture); every variant and split is then
 its own test reading the saved results.
 """
@@ -37,6 +42,8 @@ CONFIGS = {
     "wdpo[pointwise]": ("wdpo", 0.4, {"wasserstein_form": "pointwise"}),
 }
 SPLITS = {"4+4": (4, 4), "3+5": (3, 5)}
+#: Micro-batches of each rank's share (gradient accumulation on top of the rank split).
+MICRO_SPLITS = {"4+4": ([2, 2], [1, 3]), "3+5": ([1, 2], [2, 2, 1])}
 
 
 class Toy(torch.nn.Module):
@@ -87,6 +94,42 @@ def step(cfg, start, stop, group=None):
     return out, grad
 
 
+def accumulated_step(cfg, start, stop, micro_sizes, group=None):
+    """Samples [start, stop) as consecutive micro-batches of ``micro_sizes``: statistics pass, plan, then
+    one surrogate backward per micro-batch (gradients accumulate). Returns (plan-based output, gradient)."""
+    variant, radius, kwargs = cfg
+    assert sum(micro_sizes) == stop - start
+    model = Toy()
+    chosen, rejected, anchor, reward = make_data()
+    obj = robust_objective(variant, radius, eta=1.0, beta=0.5, group=group, **kwargs)
+    bounds = [(start + sum(micro_sizes[:k]), start + sum(micro_sizes[:k + 1])) for k in range(len(micro_sizes))]
+
+    def forward(lo, hi):
+        lp, emb = model(torch.cat([chosen[lo:hi], rejected[lo:hi]]))
+        b = hi - lo
+        return obj.per_sample(torch.stack([lp[:b], lp[b:]], 1), anchor[lo:hi], reward[lo:hi]), emb
+
+    if obj.separable:
+        plan = obj.separable_plan(N, dist.get_world_size(group) if dist.is_initialized() else 1)
+    else:
+        parts = []
+        for lo, hi in bounds:                                           # the statistics pass
+            losses, emb = forward(lo, hi)
+            parts.append(obj.statistics(losses, obj.sample_sqnorm(losses, emb, create_graph=False)))
+        plan = obj.plan(type(parts[0]).cat(parts))
+    seen = []
+    for lo, hi in bounds:                                               # the gradient pass
+        losses, emb = forward(lo, hi)
+        sqnorm = obj.sample_sqnorm(losses, emb)
+        seen.append(obj.statistics(losses, sqnorm))
+        obj.surrogate(losses, sqnorm, plan, lo - start).backward()
+    logged = obj.plan(type(seen[0]).cat(seen))                          # what the step logs
+    out = type("Out", (), {"weights": logged.weights, "value": logged.value, "mean_loss": logged.mean_loss,
+                           "penalty": logged.penalty})
+    grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    return out, grad
+
+
 def _record(out, grad):
     return {
         "weights": None if out.weights is None else out.weights.clone(),
@@ -110,6 +153,11 @@ def _worker(rank, init_file, outdir):
                 dist.all_reduce(grad, op=dist.ReduceOp.SUM)
                 grad /= WORLD                                           # the data-parallel average
                 results[(split_name, name)] = _record(out, grad)
+                micro = MICRO_SPLITS[split_name][rank]
+                out, grad = accumulated_step(cfg, start, stop, micro)
+                dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+                grad /= WORLD
+                results[(split_name + " accumulated", name)] = _record(out, grad)
         # Each rank alone in its own process group: the objective must ignore the other rank.
         groups = [dist.new_group([r]) for r in range(WORLD)]
         start, stop = (0, 4) if rank == 0 else (4, N)
@@ -157,6 +205,32 @@ def test_two_ranks_equal_one_process(dist_results, name, split):
         assert ref["weights"].shape == (N,)
     for rank in range(WORLD):
         _assert_same(dist_results[rank][(split, name)], ref, f"{name} {split} rank {rank}")
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_two_ranks_with_accumulation_equal_one_process(dist_results, name, split):
+    """2 ranks x several micro-batches each (statistics pass, plan, surrogates) = one process, one pass."""
+    out, grad = step(CONFIGS[name], 0, N)
+    ref = _record(out, grad)
+    for rank in range(WORLD):
+        _assert_same(dist_results[rank][(split + " accumulated", name)], ref, f"{name} {split} accumulated rank {rank}")
+
+
+@pytest.mark.parametrize("micro", [[N], [3, 3, 2], [1] * N])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_accumulation_equals_one_pass(name, micro):
+    """One process: the batch as 1, 3 or N micro-batches gives the whole-batch objective and gradient."""
+    ref = _record(*step(CONFIGS[name], 0, N))
+    _assert_same(_record(*accumulated_step(CONFIGS[name], 0, N, micro)), ref, f"{name} micro {micro}")
+
+
+def test_per_micro_batch_weights_would_differ():
+    """The old per-micro-step weights are NOT the global ones (so the test above can fail)."""
+    ref = _record(*step(CONFIGS["chi2-dpo"], 0, N))
+    old = [step(CONFIGS["chi2-dpo"], lo, lo + 4) for lo in (0, 4)]     # each half weighted on its own
+    grad = (old[0][1] + old[1][1]) / 2
+    assert not torch.allclose(grad, ref["grad"], rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -4,7 +4,9 @@ Bases (per-sample): :func:`rebel_loss`, :func:`dpo_loss`.
 Ambiguity sets: :func:`kl_weights` (and the optional :func:`kl_weights_clipped`),
 :func:`chi2_dual` / :func:`chi2_weights`, :func:`wasserstein_penalty`.
 Composition: :func:`robust_objective` (a variant name + hyperparameters -> the scalar to
-backpropagate, distributed-aware), :func:`get_variant`, :data:`VARIANTS`.
+backpropagate, distributed-aware; ``statistics`` / ``plan`` / ``surrogate`` split one global
+batch over ranks and gradient-accumulation micro-steps exactly), :func:`get_variant`,
+:data:`VARIANTS`.
 """
 from .ambiguity import (
     chi2_dual,
@@ -21,8 +23,10 @@ from .objective import (
     AMBIGUITY_SETS,
     BASES,
     VARIANTS,
+    BatchPlan,
     ObjectiveOutput,
     RobustObjective,
+    SampleStats,
     Variant,
     get_variant,
     robust_objective,
@@ -32,6 +36,6 @@ __all__ = [
     "rebel_loss", "dpo_loss",
     "kl_weights", "kl_value", "kl_weights_clipped", "chi2_dual", "chi2_weights",
     "per_sample_grad_sqnorm", "wasserstein_penalty",
-    "robust_objective", "RobustObjective", "ObjectiveOutput", "get_variant", "Variant",
+    "robust_objective", "RobustObjective", "ObjectiveOutput", "SampleStats", "BatchPlan", "get_variant", "Variant",
     "VARIANTS", "BASES", "AMBIGUITY_SETS", "GlobalBatch", "gather_detached",
 ]

@@ -123,7 +123,7 @@ def chi2_weights(losses: torch.Tensor, rho: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- Wasserstein
-def per_sample_grad_sqnorm(losses: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+def per_sample_grad_sqnorm(losses: torch.Tensor, embeddings: torch.Tensor, create_graph: bool = True) -> torch.Tensor:
     r"""``||grad_{e_i} l_i||^2`` for every sample, from ONE ``autograd.grad`` call.
 
     Samples do not interact in the forward pass, so the gradient of ``sum_i l_i`` with
@@ -131,7 +131,8 @@ def per_sample_grad_sqnorm(losses: torch.Tensor, embeddings: torch.Tensor) -> to
     ``embeddings`` is the embedding layer's output, its first dimension ``k * B`` in
     sample-minor order: row ``j * B + i`` belongs to sample ``i`` (e.g. ``k = 2`` for the
     chosen and rejected sequences concatenated). ``create_graph=True`` keeps the result
-    differentiable with respect to the parameters (the penalty needs a double backward).
+    differentiable with respect to the parameters (the penalty needs a double backward);
+    ``False`` gives the values only (a statistics pass), at the cost of one plain backward.
     """
     losses = _checks.per_sample_losses(losses)
     batch = losses.numel()
@@ -142,7 +143,7 @@ def per_sample_grad_sqnorm(losses: torch.Tensor, embeddings: torch.Tensor) -> to
         )
     if not embeddings.requires_grad:
         raise ValueError("embeddings must be part of the autograd graph (the embedding layer's output, requires_grad=True).")
-    (grad,) = torch.autograd.grad(losses.sum(), embeddings, create_graph=True)
+    (grad,) = torch.autograd.grad(losses.sum(), embeddings, create_graph=create_graph)
     row_sqnorm = grad.pow(2).reshape(grad.shape[0], -1).sum(dim=1)
     return row_sqnorm.view(-1, batch).sum(dim=0)
 

@@ -3,8 +3,8 @@
 Robust weights depend on *all* losses of the batch, so every rank all-gathers the detached
 per-sample losses, computes the same global weights, and backpropagates only its own
 slice. Gradients are then averaged across ranks by the data-parallel engine; the
-``grad_scale`` below undoes that average so the result equals one process holding the
-whole batch.
+surrogates of :mod:`.objective` are scaled by the world size to undo that average, so the
+result equals one process holding the whole batch.
 """
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ class GlobalBatch:
     @property
     def size(self) -> int:
         return self.values.numel()
-
-    @property
-    def grad_scale(self) -> float:
-        """Factor on this rank's loss so that the engine's gradient *average* becomes a sum."""
-        return float(self.world_size)
 
 
 def is_distributed(group=None) -> bool:

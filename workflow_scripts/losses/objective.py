@@ -26,7 +26,7 @@ from .ambiguity import (
     safe_sqrt,
 )
 from .bases import dpo_loss, rebel_loss
-from .distributed import GlobalBatch, all_reduce_sum, gather_detached
+from .distributed import all_reduce_sum, gather_detached
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,77 @@ class ObjectiveOutput:
     penalty: Optional[torch.Tensor] = None
 
 
+@dataclass(frozen=True)
+class SampleStats:
+    """The detached per-sample quantities a set needs from the WHOLE global batch.
+
+    ``losses`` (n,) always; ``sqnorm`` (n,) = ``||grad_{e_i} l_i||^2`` for Wasserstein sets.
+    ``n`` is this rank's share of the global batch (all its micro-batches, in order).
+    """
+
+    losses: torch.Tensor
+    sqnorm: Optional[torch.Tensor] = None
+
+    @staticmethod
+    def cat(parts: "list[SampleStats]") -> "SampleStats":
+        sq = [p.sqnorm for p in parts]
+        return SampleStats(torch.cat([p.losses for p in parts]),
+                           None if any(s is None for s in sq) else torch.cat(sq))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The robust aggregate of one global batch, fixed before its gradient micro-steps.
+
+    ``local_weights`` are this rank's slice of the global weights (weighted sets); ``root`` is
+    ``sqrt(mean_i s_i)`` over the global batch (Wasserstein ``sqrt_mean``). ``size`` is the
+    global batch size N, ``world_size`` the number of ranks whose gradients the engine averages.
+    The rest describe the whole global batch, for logging.
+    """
+
+    size: int
+    world_size: int
+    value: torch.Tensor
+    mean_loss: torch.Tensor
+    local_weights: Optional[torch.Tensor] = None
+    weights: Optional[torch.Tensor] = None
+    root: Optional[torch.Tensor] = None
+    penalty: Optional[torch.Tensor] = None
+
+
 # --------------------------------------------------------------------------- ambiguity sets
 class AmbiguitySet:
-    """Turns this rank's per-sample losses into its share of the global robust objective."""
+    """Turns per-sample losses into this rank's share of the global robust objective.
+
+    Two steps, so that the objective is exact whatever the split of the global batch into
+    ranks and micro-batches (gradient accumulation):
+
+    1. :meth:`plan` sees the detached :class:`SampleStats` of the whole global batch (each
+       rank passes its share; reductions stay inside ``group``) and fixes the weights /
+       normaliser;
+    2. :meth:`surrogate` turns one micro-batch's losses into a scalar whose gradient is that
+       micro-batch's exact share of the global objective's gradient. Summed over this rank's
+       micro-batches and averaged over ranks (the engine's data-parallel average), the
+       gradients equal one process holding the whole batch.
+
+    ``separable`` sets (the mean, Wasserstein ``pointwise``) need no plan before the gradient
+    pass: their surrogate only depends on N.
+    """
 
     name = ""
     radius_name: Optional[str] = None      # the config name of this set's radius
     needs_embeddings = False
+    separable = False
 
-    def aggregate(self, losses: torch.Tensor, batch: GlobalBatch, embeddings, group=None) -> ObjectiveOutput:
-        """``group``: the process group sharing the global batch (reductions must stay inside it)."""
+    def plan(self, stats: SampleStats, group=None) -> BatchPlan:
+        raise NotImplementedError
+
+    def separable_plan(self, size: int, world_size: int) -> BatchPlan:
+        """The plan of a separable set, known before any forward (logged values left empty)."""
+        raise ValueError(f"the {self.name} set needs the whole batch's statistics first (it is not separable).")
+
+    def surrogate(self, losses: torch.Tensor, sqnorm: Optional[torch.Tensor], plan: BatchPlan, start: int) -> torch.Tensor:
+        """This micro-batch's scalar; its samples are ``[start, start + len(losses))`` of this rank's share."""
         raise NotImplementedError
 
 
@@ -65,17 +126,22 @@ class _WeightedSet(AmbiguitySet):
     def weights_and_value(self, global_losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def aggregate(self, losses, batch, embeddings, group=None):
+    def plan(self, stats, group=None):
+        batch = gather_detached(stats.losses, group)
         weights, value = self.weights_and_value(batch.values)
-        local_weights = weights[batch.start:batch.stop].to(losses.dtype)
-        loss = batch.grad_scale * torch.sum(local_weights * losses)
-        return ObjectiveOutput(loss, value.detach(), batch.values.mean(), weights)
+        return BatchPlan(batch.size, batch.world_size, value.detach(), batch.values.mean(),
+                         local_weights=weights[batch.start:batch.stop], weights=weights)
+
+    def surrogate(self, losses, sqnorm, plan, start):
+        w = plan.local_weights[start:start + losses.numel()].to(losses.dtype)
+        return plan.world_size * torch.sum(w * losses)
 
 
 class NoAmbiguity(_WeightedSet):
     """The empirical distribution: the plain mean (the non-robust base)."""
 
     name = "none"
+    separable = True
 
     def __init__(self, radius: float = 0.0):
         if float(radius) != 0.0:
@@ -84,6 +150,13 @@ class NoAmbiguity(_WeightedSet):
     def weights_and_value(self, global_losses):
         n = global_losses.numel()
         return torch.full_like(global_losses, 1.0 / n), global_losses.mean()
+
+    def separable_plan(self, size, world_size):
+        nan = torch.tensor(float("nan"))
+        return BatchPlan(size, world_size, nan, nan)
+
+    def surrogate(self, losses, sqnorm, plan, start):
+        return plan.world_size * torch.sum(losses) / plan.size
 
 
 class KLSet(_WeightedSet):
@@ -125,9 +198,10 @@ class WassersteinSet(AmbiguitySet):
     """Type-2 Wasserstein ball, radius ``rho0``, in its gradient-regularisation form.
 
     ``sqrt_mean``: ``mean l + rho0 sqrt(mean_i s_i)``; ``pointwise``: ``mean_i (l_i + rho0 s_i)``,
-    with ``s_i = ||grad_{e_i} l_i||^2``. Under data parallelism the mean of ``s`` is global;
-    the surrogate ``rho0 * sum_local s_i / (2 B sqrt(mean s))`` has the exact gradient of
-    ``rho0 sqrt(mean s)`` on this rank's slice (chain rule with the global mean detached).
+    with ``s_i = ||grad_{e_i} l_i||^2`` and both means over the GLOBAL batch. For ``sqrt_mean``
+    the surrogate ``sum_micro l_i / N + rho0 * sum_micro s_i / (2 N sqrt(mean s))``, with the
+    global ``sqrt(mean s)`` fixed by the plan, has the exact gradient of the objective on the
+    micro-batch's samples (chain rule through the square root). ``pointwise`` is separable.
     """
 
     name = "wasserstein"
@@ -139,22 +213,38 @@ class WassersteinSet(AmbiguitySet):
         if form not in WASSERSTEIN_FORMS:
             raise ValueError(f"wasserstein form must be one of {WASSERSTEIN_FORMS}, got {form!r}.")
         self.form = form
+        self.separable = form == "pointwise"
 
-    def aggregate(self, losses, batch, embeddings, group=None):
-        if embeddings is None:
-            raise ValueError("Wasserstein variants need the input embeddings (the embedding layer's output) of the batch.")
-        sqnorm = per_sample_grad_sqnorm(losses, embeddings)
+    def plan(self, stats, group=None):
+        if stats.sqnorm is None:
+            raise ValueError("Wasserstein plans need the per-sample embedding-gradient norms (SampleStats.sqnorm).")
+        batch = gather_detached(stats.losses, group)
         n = batch.size
-        global_sqnorm_mean = all_reduce_sum(sqnorm.sum(), group) / n
+        sq_mean = all_reduce_sum(stats.sqnorm.detach().sum(), group) / n
         mean_loss = batch.values.mean()
         if self.form == "pointwise":
-            penalty = self.rho0 * global_sqnorm_mean
+            penalty, root = self.rho0 * sq_mean, None
+        else:
+            root = safe_sqrt(sq_mean)
+            penalty = self.rho0 * root
+        return BatchPlan(n, batch.world_size, (mean_loss + penalty).detach(), mean_loss, root=root,
+                         penalty=penalty.detach())
+
+    def separable_plan(self, size, world_size):
+        if not self.separable:
+            return super().separable_plan(size, world_size)
+        nan = torch.tensor(float("nan"))
+        return BatchPlan(size, world_size, nan, nan)
+
+    def surrogate(self, losses, sqnorm, plan, start):
+        if sqnorm is None:
+            raise ValueError("Wasserstein variants need the input embeddings (the embedding layer's output) of the batch.")
+        n = plan.size
+        if self.form == "pointwise":
             local = torch.sum(losses + self.rho0 * sqnorm) / n
         else:
-            root = safe_sqrt(global_sqnorm_mean)
-            penalty = self.rho0 * root
-            local = torch.sum(losses) / n + self.rho0 * torch.sum(sqnorm) / (2.0 * n * root)
-        return ObjectiveOutput(batch.grad_scale * local, (mean_loss + penalty).detach(), mean_loss, None, penalty.detach())
+            local = torch.sum(losses) / n + self.rho0 * torch.sum(sqnorm) / (2.0 * n * plan.root.to(sqnorm.dtype))
+        return plan.world_size * local
 
 
 AMBIGUITY_SETS: dict[str, type[AmbiguitySet]] = {
@@ -235,10 +325,48 @@ class RobustObjective:
             raise ValueError(f"{self.variant.name} regresses on rewards: pass reward of shape (B, 2).")
         return self.base.fn(logp, logp_anchor, reward, self.base_hparam)
 
-    def __call__(self, losses: torch.Tensor, embeddings: Optional[torch.Tensor] = None) -> ObjectiveOutput:
+    @property
+    def separable(self) -> bool:
+        """True when no whole-batch statistic is needed before the gradient pass (mean, W pointwise)."""
+        return self.set.separable
+
+    def sample_sqnorm(self, losses: torch.Tensor, embeddings: Optional[torch.Tensor],
+                      create_graph: bool = True) -> Optional[torch.Tensor]:
+        """``||grad_{e_i} l_i||^2`` per sample for Wasserstein sets (None for the others).
+
+        ``create_graph=True`` keeps it differentiable (the gradient pass); ``False`` is the
+        cheaper statistics-only pass.
+        """
+        if not self.needs_embeddings:
+            return None
+        if embeddings is None:
+            raise ValueError("Wasserstein variants need the input embeddings (the embedding layer's output) of the batch.")
+        return per_sample_grad_sqnorm(losses, embeddings, create_graph=create_graph)
+
+    def statistics(self, losses: torch.Tensor, sqnorm: Optional[torch.Tensor] = None) -> SampleStats:
         losses = _checks.per_sample_losses(losses)
-        batch = gather_detached(losses, self.group)
-        return self.set.aggregate(losses, batch, embeddings, self.group)
+        return SampleStats(losses.detach(), None if sqnorm is None else sqnorm.detach())
+
+    def plan(self, stats: SampleStats) -> BatchPlan:
+        """The global batch's weights / normaliser from every rank's detached statistics."""
+        _checks.per_sample_losses(stats.losses)
+        return self.set.plan(stats, self.group)
+
+    def separable_plan(self, size: int, world_size: int) -> BatchPlan:
+        return self.set.separable_plan(size, world_size)
+
+    def surrogate(self, losses: torch.Tensor, sqnorm: Optional[torch.Tensor], plan: BatchPlan, start: int = 0) -> torch.Tensor:
+        """One micro-batch's scalar to backpropagate (see :class:`AmbiguitySet`)."""
+        losses = _checks.per_sample_losses(losses)
+        return self.set.surrogate(losses, sqnorm, plan, start)
+
+    def __call__(self, losses: torch.Tensor, embeddings: Optional[torch.Tensor] = None) -> ObjectiveOutput:
+        """The whole (global) batch in one pass: statistics, plan and surrogate at once."""
+        losses = _checks.per_sample_losses(losses)
+        sqnorm = self.sample_sqnorm(losses, embeddings)
+        plan = self.plan(self.statistics(losses, sqnorm))
+        loss = self.surrogate(losses, sqnorm, plan)
+        return ObjectiveOutput(loss, plan.value, plan.mean_loss, plan.weights, plan.penalty)
 
 
 def robust_objective(
