@@ -2,6 +2,14 @@
 
     python -m workflow_scripts.bench_losses                       # CPU defaults, ~1-2 minutes
     python -m workflow_scripts.bench_losses --preset gpt2-124m --device cuda --dtype bf16
+    python -m workflow_scripts.bench_losses --accumulation 4      # the global batch as 4 micro-batches
+
+With ``--accumulation K`` the batch is the global batch of one optimizer step, split into K
+micro-batches, and every variant is timed twice: the workflow's **exact** step (a statistics
+pass over all K micro-batches fixes the robust weights / Wasserstein normaliser of the whole
+global batch, then K gradient micro-steps) and the **old** per-micro-step step (each micro-batch
+weighted on its own, which changes the meaning of a radius with the split). The table then shows
+both times and their ratio; the ratio to the base uses the exact step.
 
 One step = forward on the chosen + rejected sequences (one batch of 2B rows), sequence
 log-probs of the response tokens, per-sample base losses, the robust objective, backward,
@@ -52,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--vocab-size", type=int, default=512, help="default: the project's mini BPE tokenizer size")
     p.add_argument("--seq-len", type=int, default=64, help="tokens per sequence (half prompt, half response)")
     p.add_argument("--batch", type=int, default=8, help="preference pairs per step (2x sequences)")
+    p.add_argument("--accumulation", type=int, default=1,
+                   help="split the batch into this many micro-batches (gradient accumulation): exact vs per-micro-step")
     p.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -70,6 +80,8 @@ def parse_args(argv=None):
             setattr(args, k, v)
     if args.steps < 1 or args.warmup < 0 or args.batch < 1 or args.seq_len < 2:
         p.error("need --steps >= 1, --warmup >= 0, --batch >= 1, --seq-len >= 2")
+    if args.accumulation < 1 or args.batch % args.accumulation:
+        p.error(f"--accumulation must divide --batch ({args.batch})")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
     return args
@@ -193,6 +205,39 @@ def train_step(model, opt, objective, batch: Batch, autocast):
     return out
 
 
+def _micro_losses(model, objective, batch: Batch, lo: int, hi: int, autocast):
+    b = batch.anchor.shape[0]
+    lp, emb = sequence_logp(model, torch.cat([batch.ids[lo:hi], batch.ids[b + lo:b + hi]]), batch.prompt_len, autocast)
+    n = hi - lo
+    losses = objective.per_sample(torch.stack([lp[:n], lp[n:]], 1), batch.anchor[lo:hi], batch.reward[lo:hi])
+    return losses, emb
+
+
+def accumulated_step(model, opt, objective, batch: Batch, autocast, k: int, exact: bool):
+    """One optimizer step on the batch as k micro-batches: the exact global-batch step, or the old one."""
+    b = batch.anchor.shape[0]
+    bounds = [(j * b // k, (j + 1) * b // k) for j in range(k)]
+    plan = None
+    if exact and objective.separable:
+        plan = objective.separable_plan(b, 1)
+    elif exact:                                   # the statistics pass: no parameter gradients
+        parts = []
+        for lo, hi in bounds:
+            with torch.set_grad_enabled(objective.needs_embeddings):
+                losses, emb = _micro_losses(model, objective, batch, lo, hi, autocast)
+                sq = objective.sample_sqnorm(losses, emb, create_graph=False)
+            parts.append(objective.statistics(losses, sq))
+        plan = objective.plan(type(parts[0]).cat(parts))
+    for lo, hi in bounds:
+        losses, emb = _micro_losses(model, objective, batch, lo, hi, autocast)
+        if exact:
+            objective.surrogate(losses, objective.sample_sqnorm(losses, emb), plan, lo).backward()
+        else:                                     # weights over the micro-batch alone, micro-steps averaged
+            (objective(losses, emb if objective.needs_embeddings else None).loss / k).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 # --------------------------------------------------------------------------- main
 def radius_for(variant, args) -> float:
     return {"none": 0.0, "kl": args.tau, "chi2": args.rho, "wasserstein": args.rho0}[get_variant(variant).ambiguity]
@@ -246,17 +291,30 @@ def run(args):
     print(f"  timing     {args.warmup} warm-up + {args.steps} timed steps per variant, interleaved round-robin; median reported")
     sys.stdout.flush()
 
+    k = args.accumulation
+    if k > 1:
+        print(f"  accumulation  {k} micro-batches of {args.batch // k} pairs: 'exact' = statistics pass + {k} micro-steps "
+              f"(the workflow's step); 'old' = weights per micro-batch")
+
+    def step(v, exact=True):
+        model, opt, obj = states[v]
+        if k == 1:
+            train_step(model, opt, obj, batch, autocast)
+        else:
+            accumulated_step(model, opt, obj, batch, autocast, k, exact)
+
     # -- timing: round-robin so that background load hits every variant alike
     times = {v: [] for v in variants}
+    old_times = {v: [] for v in variants}
     for r in range(args.warmup + args.steps):
         for v in variants:
-            model, opt, obj = states[v]
-            sync()
-            t0 = time.perf_counter()
-            train_step(model, opt, obj, batch, autocast)
-            sync()
-            if r >= args.warmup:
-                times[v].append(time.perf_counter() - t0)
+            for exact, into in ((True, times), (False, old_times)) if k > 1 else ((True, times),):
+                sync()
+                t0 = time.perf_counter()
+                step(v, exact)
+                sync()
+                if r >= args.warmup:
+                    into[v].append(time.perf_counter() - t0)
 
     # -- memory: one more step per variant, transient peak above what is resident at its start
     mem = {}
@@ -266,13 +324,13 @@ def run(args):
             sync()
             start = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
-            train_step(model, opt, obj, batch, autocast)
+            step(v)
             sync()
             mem[v] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
         else:
             _malloc_trim()
             with RssSampler() as s:
-                train_step(model, opt, obj, batch, autocast)
+                step(v)
             mem[v] = (s.peak - s.start) / 2**20
     if cuda:
         mem_label = "step peak MiB (cuda max_memory_allocated - allocated at step start)"
@@ -281,7 +339,9 @@ def run(args):
 
     median_ms = {v: 1e3 * statistics.median(times[v]) for v in variants}
     print()
-    header = f"{'variant':<11} {'median ms':>10} {'min ms':>9} {'ratio':>13} {'target':>7} {'ok':>4} {'ratio(min)':>10} {'mem MiB':>9}"
+    old_col = f" {'old ms':>8} {'exact/old':>9}" if k > 1 else ""
+    header = (f"{'variant':<11} {'median ms':>10} {'min ms':>9} {'ratio':>13} {'target':>7} {'ok':>4} {'ratio(min)':>10} "
+              f"{'mem MiB':>9}{old_col}")
     print(header)
     print("-" * len(header))
     for v in variants:
@@ -296,12 +356,19 @@ def run(args):
         else:
             ratio_s, target_s, ok = "(base)", "", ""
         ratio_min = f"{min(times[v]) / min(times[base]):.2f}x" if base in times and v != base else ""
-        print(f"{v:<11} {median_ms[v]:>10.1f} {1e3 * min(times[v]):>9.1f} {ratio_s:>13} {target_s:>7} {ok:>4} {ratio_min:>10} {mem[v]:>9.1f}")
+        old = ""
+        if k > 1:
+            old_ms = 1e3 * statistics.median(old_times[v])
+            old = f" {old_ms:>8.1f} {median_ms[v] / old_ms:>8.2f}x"
+        print(f"{v:<11} {median_ms[v]:>10.1f} {1e3 * min(times[v]):>9.1f} {ratio_s:>13} {target_s:>7} {ok:>4} "
+              f"{ratio_min:>10} {mem[v]:>9.1f}{old}")
     print()
     print("ratio = median step time / the base's (same base loss, no ambiguity set); targets: KL and chi2 <= 1.05x, Wasserstein <= 2.2x.")
     print("ratio(min) = the same with the fastest step of each: less sensitive to background load (see the load averages).")
     print(f"load average (1 min) {load_before:.2f} before, {_load():.2f} after, on {os.cpu_count()} CPUs.")
     print(f"mem = {mem_label}.")
+    if k > 1:
+        print("old ms = the same step with per-micro-batch weights (inexact); exact/old = the price of the global batch.")
     return median_ms, mem
 
 
