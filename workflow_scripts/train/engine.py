@@ -1,8 +1,9 @@
 """DeepSpeed engine setup shared by SFT, reward-model and alignment training.
 
-One place decides: the process group (gloo on CPU, nccl on GPU), the precision (bf16 where
-the hardware has it, fp32 on CPU), the batch split (global batch = micro batch x gradient
-accumulation x world size, derived, never hard-coded), and the generated ZeRO config.
+One place decides: the process group (gloo on CPU, nccl on GPU), the precision (bf16 autocast
+with fp32 master weights where the hardware has bf16, fp32 on CPU), the batch split (global
+batch = micro batch x gradient accumulation x world size, derived, never hard-coded), and the
+generated ZeRO config.
 """
 from __future__ import annotations
 
@@ -72,15 +73,24 @@ def _free_port() -> int:
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> bf16 on GPUs that support it, fp32 otherwise (CPU)."""
+    """``auto`` -> bf16 on GPUs that support it, fp32 otherwise (CPU).
+
+    ``bf16`` means torch autocast to bfloat16 around every forward, with fp32 parameters and
+    optimizer state (DeepSpeed's ``torch_autocast``); it is honoured on a CPU too (slow, but
+    the same numerics, which the tests use).
+    """
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}.")
     if precision == "auto":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "bf16" and not torch.cuda.is_available():
-        logger.warning("bf16 requested without a GPU: training in fp32 on CPU instead.")
-        return "fp32"
     return precision
+
+
+def autocast(precision: str, device: torch.device | str):
+    """The forward context of a precision: bf16 autocast, or nothing for fp32. Every forward whose
+    outputs are compared (policy, reference, anchor) runs inside the same one."""
+    device_type = torch.device(device).type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def deepspeed_config(split: BatchSplit, *, zero_stage: int = 2, precision: str = "fp32", grad_clip: float = 1.0,
@@ -97,7 +107,9 @@ def deepspeed_config(split: BatchSplit, *, zero_stage: int = 2, precision: str =
             "contiguous_gradients": True,
             "reduce_scatter": True,
         },
-        "bf16": {"enabled": precision == "bf16"},
+        # bf16 = autocast with fp32 master weights (DeepSpeed's torch_autocast): parameters stay fp32,
+        # so a reference computed from the same module under the same autocast is bit-identical.
+        "torch_autocast": {"enabled": precision == "bf16", "dtype": "bfloat16"},
         # torch's AdamW is passed as the client optimizer (DeepSpeed's fused Adam needs CUDA
         # kernels compiled at install time); ZeRO partitions it all the same.
         "zero_allow_untested_optimizer": True,
@@ -133,7 +145,8 @@ def make_engine(model, split: BatchSplit, *, lr: float, total_steps: int, warmup
 
 
 def run_info_fields(split: BatchSplit, config: dict, precision: str) -> dict:
-    return {**asdict(split), "zero_stage": config["zero_optimization"]["stage"], "precision": precision}
+    return {**asdict(split), "zero_stage": config["zero_optimization"]["stage"], "precision": precision,
+            "parameter_dtype": "float32", "autocast": "bfloat16" if precision == "bf16" else None}
 
 
 def disable_dropout(model) -> None:
