@@ -14,18 +14,9 @@ ARMORM_SHARDED = (
     "export OMP_NUM_THREADS={threads}; $launcher -m"
 )
 
-# The reward-model arguments shared by scoring and evaluation.
-ARMORM_RM_ARGS = (
-    "--reward-model {params.rm:q} --allowlist {params.allowlist:q} --loader {params.loader} "
-    "--dtype {params.dtype} --score-batch-size {params.scoring[batch_size]} "
-    "--score-max-length {params.scoring[max_length]}"
-)
-
-
 rule armorm_prompts:
     output:
-        train=f"{ARMORM}/prompts/train.parquet",
-        test=f"{ARMORM}/prompts/test.parquet",
+        multiext(f"{ARMORM}/prompts/", "train.parquet", "validation.parquet", "test.parquet"),
     conda:
         "envs/dro-rebel.yaml"
     log:
@@ -33,11 +24,10 @@ rule armorm_prompts:
     benchmark:
         f"{BENCHMARKS}/armorm/prompts.tsv"
     params:
-        p=armorm_cfg("prompts"),
+        flags=cli_flags(armorm_cfg("prompts")),
+        out_dir=subpath(output[0], parent=True),
     shell:
-        "python -m workflow_scripts.data.armorm_prompts --source {params.p[source]:q} --n-train {params.p[n_train]} "
-        "--n-test {params.p[n_test]} --seed {params.p[seed]} --train-out {output.train:q} "
-        "--test-out {output.test:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.data.armorm_prompts {params.flags} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule armorm_base_policy:
@@ -90,75 +80,66 @@ rule armorm_completions:
         prompts=f"{ARMORM}/prompts/train.parquet",
         policy=f"{ARMORM}/base_policy",
     output:
-        f"{ARMORM}/completions/train.parquet",
+        f"{ARMORM}/completions/{{data_seed}}/train.parquet",
     conda:
         "envs/dro-rebel.yaml"
     log:
-        f"{LOGS}/armorm/completions.log",
+        f"{LOGS}/armorm/completions/{{data_seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/completions.tsv"
+        f"{BENCHMARKS}/armorm/completions/{{data_seed}}.tsv"
     threads: 1
     resources:
         gpu=0,
     params:
-        c=armorm_cfg("completions"),
-        max_length=armorm_cfg("align")["max_length"],
-        seed=config["seeds"][0],
+        flags=cli_flags(armorm_cfg("completions"), ["temperature", "top_p", "max_new_tokens", "max_prompt_tokens",
+                                                    "batch_size", "shard_size", "n"], n="per_prompt"),
     shell:
         shell_join(
             ARMORM_SHARDED,
             "workflow_scripts.data.armorm_completions --prompts {input.prompts:q} --policy {input.policy:q} "
-            "--out {output:q} --per-prompt {params.c[n]} --temperature {params.c[temperature]} --top-p {params.c[top_p]} "
-            "--max-new-tokens {params.c[max_new_tokens]} --max-prompt-tokens {params.c[max_prompt_tokens]} "
-            "--logp-max-length {params.max_length} --batch-size {params.c[batch_size]} "
-            "--shard-size {params.c[shard_size]} --seed {params.seed} > {log:q} 2>&1",
+            "--out {output:q} {params.flags} --seed {wildcards.data_seed} > {log:q} 2>&1",
         )
 
 
 rule armorm_scores:
     input:
-        completions=f"{ARMORM}/completions/train.parquet",
+        completions=f"{ARMORM}/completions/{{data_seed}}/train.parquet",
         **armorm_reward_input(),
     output:
-        f"{ARMORM}/scores/train.parquet",
+        f"{ARMORM}/scores/{{data_seed}}/train.parquet",
     conda:
         "envs/dro-rebel.yaml"
     log:
-        f"{LOGS}/armorm/scores.log",
+        f"{LOGS}/armorm/scores/{{data_seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/scores.tsv"
+        f"{BENCHMARKS}/armorm/scores/{{data_seed}}.tsv"
     threads: 1
     resources:
         gpu=0,
     params:
-        rm=armorm_reward_source,
-        allowlist=armorm_cfg("trust_remote_code_allowlist"),
-        loader=armorm_cfg("reward_loader"),
-        dtype=armorm_cfg("reward_dtype"),
-        scoring=armorm_cfg("scoring"),
+        shard_size=armorm_cfg("scoring")["shard_size"],
+        rm=armorm_reward_flags,
     shell:
         shell_join(
             ARMORM_SHARDED,
             "workflow_scripts.data.armorm_scores --completions {input.completions:q} --out {output:q} "
-            "--shard-size {params.scoring[shard_size]}",
-            ARMORM_RM_ARGS,
-            "> {log:q} 2>&1",
+            "--shard-size {params.shard_size} {params.rm} > {log:q} 2>&1",
         )
 
 
 rule armorm_prefs:
     input:
-        completions=f"{ARMORM}/completions/train.parquet",
-        scores=f"{ARMORM}/scores/train.parquet",
+        completions=f"{ARMORM}/completions/{{data_seed}}/train.parquet",
+        scores=f"{ARMORM}/scores/{{data_seed}}/train.parquet",
     output:
-        pairs=f"{ARMORM}/prefs/{{pair}}/train.parquet",
-        summary=f"{ARMORM}/prefs/{{pair}}/summary.json",
+        pairs=f"{ARMORM}/prefs/{{pair}}/{{data_seed}}/train.parquet",
+        summary=f"{ARMORM}/prefs/{{pair}}/{{data_seed}}/summary.json",
     conda:
         "envs/dro-rebel.yaml"
     log:
-        f"{LOGS}/armorm/prefs/{{pair}}.log",
+        f"{LOGS}/armorm/prefs/{{pair}}/{{data_seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/prefs/{{pair}}.tsv"
+        f"{BENCHMARKS}/armorm/prefs/{{pair}}/{{data_seed}}.tsv"
     params:
         spec=armorm_pair,
     shell:
@@ -168,133 +149,94 @@ rule armorm_prefs:
         "--summary {output.summary:q} > {log:q} 2>&1"
 
 
-# The one alignment entry point of both experiments, in its offline regime: the pairs are fixed
-# (chosen = argmax, rejected = argmin of the mixed z-score) and REBEL is anchored at the base policy.
+# The one alignment entry point of both experiments; the regime and anchor come from armorm.align
+# (offline, anchored at the base policy, in the WDPO protocol).
 rule armorm_align:
     input:
-        pairs=f"{ARMORM}/prefs/{{pair}}/train.parquet",
+        pairs=armorm_prefs_for_seed,
         policy=f"{ARMORM}/base_policy",
         **canary_input(),
     output:
-        policy=directory(f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/policy"),
-        metrics=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/metrics.json",
-        history=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/history.csv",
-        run_info=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/run_info.json",
+        policy=directory(f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
     conda:
         "envs/dro-rebel.yaml"
     log:
-        f"{LOGS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}.log",
+        f"{LOGS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     threads: train_procs("align")
     resources:
         gpu=0,
         nproc=train_procs("align"),
     params:
         out=subpath(output.metrics, parent=True),
-        hp=armorm_cfg("align"),
-        losses=config["losses"],
-        ds=config["deepspeed"],
-        ck=config["checkpoint"],
+        hp=hparam_flag,
+        flags=align_flags("armorm"),
         run_name=config["run_name"],
     shell:
         shell_join(
             LAUNCH,
             "workflow_scripts.train.align --pairs {input.pairs:q} --policy {input.policy:q} --out {params.out:q} "
-            "--variant {wildcards.variant} --radius {wildcards.radius} --seed {wildcards.seed} "
-            "--eta {params.hp[eta]} --beta {params.hp[beta]} --kl-form {params.losses[kl_form]} "
-            "--wasserstein-form {params.losses[wasserstein_form]} --regime offline --anchor reference "
-            "--epochs {params.hp[epochs]} --global-batch {params.hp[global_batch]} "
-            "--micro-batch {params.hp[micro_batch]} --lr {params.hp[lr]} --warmup-ratio {params.hp[warmup_ratio]} "
-            "--max-length {params.hp[max_length]} --zero-stage {params.ds[zero_stage]} "
-            "--precision {params.ds[precision]} --checkpoint-every {params.ck[every_steps]} "
-            "--checkpoint-keep {params.ck[keep]} --run-name={params.run_name:q} > {log:q} 2>&1",
+            "--variant {wildcards.variant} --radius {wildcards.radius} {params.hp} --seed {wildcards.seed} "
+            "{params.flags} --run-name={params.run_name:q} > {log:q} 2>&1",
         )
-
-
-ARMORM_EVALUATE = shell_join(
-    "export OMP_NUM_THREADS={threads};",
-    "python -m workflow_scripts.evaluate.armorm --policy {input.policy:q} --prompts {input.prompts:q} "
-    "--variant {params.variant} --radius {params.radius} --seed {wildcards.seed} --pair={params.pair:q} "
-    "--out {output.csv:q} --completions-out {output.completions:q} --n-prompts {params.e[n_prompts]} "
-    "--samples-per-prompt {params.e[samples_per_prompt]} --temperature {params.e[temperature]} "
-    "--top-p {params.e[top_p]} --max-new-tokens {params.e[max_new_tokens]} "
-    "--max-prompt-tokens {params.max_prompt_tokens} --batch-size {params.e[batch_size]} "
-    "--selection {params.e[selection]} --best-by {params.e[best_by]}",
-    ARMORM_RM_ARGS,
-    "> {log:q} 2>&1",
-)
 
 
 rule armorm_evaluate:
     input:
-        policy=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{seed}}/policy",
-        prompts=f"{ARMORM}/prompts/test.parquet",
+        policy=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
+        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
         **armorm_reward_input(),
     output:
-        csv=f"{ARMORM}/eval/{{pair}}/{{variant}}/{{radius}}/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/{{pair}}/{{variant}}/{{radius}}/{{seed}}.parquet",
+        csv=f"{ARMORM}/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
     conda:
         "envs/dro-rebel.yaml"
     log:
-        f"{LOGS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{seed}}.log",
+        f"{LOGS}/armorm/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/armorm/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     threads: 1
     resources:
         gpu=0,
     params:
-        variant=lambda wildcards: wildcards.variant,
-        radius=lambda wildcards: wildcards.radius,
-        pair=lambda wildcards: wildcards.pair,
-        e=armorm_cfg("evaluate"),
+        label=armorm_run_label,
+        e=cli_flags(armorm_cfg("evaluate"), ["n_prompts", "samples_per_prompt", "temperature", "top_p",
+                                             "max_new_tokens", "batch_size", "selection", "best_by"]),
         max_prompt_tokens=armorm_cfg("completions")["max_prompt_tokens"],
-        rm=armorm_reward_source,
-        allowlist=armorm_cfg("trust_remote_code_allowlist"),
-        loader=armorm_cfg("reward_loader"),
-        dtype=armorm_cfg("reward_dtype"),
-        scoring=armorm_cfg("scoring"),
+        rm=armorm_reward_flags,
     shell:
-        ARMORM_EVALUATE
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m workflow_scripts.evaluate.armorm --policy {input.policy:q} --prompts {input.prompts:q} "
+        "--split {wildcards.split} {params.label} --seed {wildcards.seed} --out {output.csv:q} "
+        "--completions-out {output.completions:q} {params.e} --max-prompt-tokens {params.max_prompt_tokens} "
+        "{params.rm} > {log:q} 2>&1"
 
 
 # The base policy (variant "sft" in tables and figures), once per seed, shared by every training pair.
-rule armorm_evaluate_base:
+use rule armorm_evaluate as armorm_evaluate_base with:
     input:
         policy=f"{ARMORM}/base_policy",
-        prompts=f"{ARMORM}/prompts/test.parquet",
+        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
         **armorm_reward_input(),
     output:
-        csv=f"{ARMORM}/eval/sft/0/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/sft/0/{{seed}}.parquet",
-    conda:
-        "envs/dro-rebel.yaml"
+        csv=f"{ARMORM}/eval/{{split}}/sft/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/{{split}}/sft/{{seed}}.parquet",
     log:
-        f"{LOGS}/armorm/eval/sft/0/{{seed}}.log",
+        f"{LOGS}/armorm/eval/{{split}}/sft/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/sft/0/{{seed}}.tsv"
-    threads: 1
-    resources:
-        gpu=0,
-    params:
-        variant="sft",
-        radius="0",
-        pair="",
-        e=armorm_cfg("evaluate"),
-        max_prompt_tokens=armorm_cfg("completions")["max_prompt_tokens"],
-        rm=armorm_reward_source,
-        allowlist=armorm_cfg("trust_remote_code_allowlist"),
-        loader=armorm_cfg("reward_loader"),
-        dtype=armorm_cfg("reward_dtype"),
-        scoring=armorm_cfg("scoring"),
-    shell:
-        ARMORM_EVALUATE
+        f"{BENCHMARKS}/armorm/eval/{{split}}/sft/{{seed}}.tsv"
 
 
 rule armorm_report:
     input:
         evals=armorm_eval_csvs(),
-        scores=f"{ARMORM}/scores/train.parquet",
+        histories=armorm_histories(),
+        # the reporting scale: z-scores w.r.t. the base policy's training completions (first data seed)
+        scores=f"{ARMORM}/scores/{data_seeds('armorm')[0]}/train.parquet",
     output:
         spider_pdf=report(
             f"{RESULTS}/figures/armorm_spider.pdf", caption="report/armorm_spider.rst", category="ArmoRM alignment"
@@ -312,6 +254,12 @@ rule armorm_report:
             caption="report/armorm_alpha_sweep.rst",
             category="ArmoRM alignment",
         ),
+        training_pdf=report(
+            f"{RESULTS}/figures/armorm_training.pdf", caption="report/armorm_training.rst", category="ArmoRM alignment"
+        ),
+        training_png=report(
+            f"{RESULTS}/figures/armorm_training.png", caption="report/armorm_training.rst", category="ArmoRM alignment"
+        ),
         tables=expand(f"{RESULTS}/tables/armorm_objectives.{{ext}}", ext=["csv", "md", "tex"]),
     conda:
         "envs/dro-rebel.yaml"
@@ -325,8 +273,10 @@ rule armorm_report:
         alphas=armorm_cfg("evaluate")["alphas"],
         spider=subpath(output.spider_pdf, strip_suffix=".pdf"),
         sweep=subpath(output.sweep_pdf, strip_suffix=".pdf"),
+        training=subpath(output.training_pdf, strip_suffix=".pdf"),
         table=lambda wildcards, output: os.path.splitext(output.tables[0])[0],
     shell:
-        "python -m workflow_scripts.report.armorm --inputs {input.evals:q} --scores {input.scores:q} "
-        "--pairs-json {params.pairs:q} --axes {params.axes} --alphas {params.alphas} --spider {params.spider:q} "
-        "--alpha-sweep {params.sweep:q} --table {params.table:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.report.armorm --inputs {input.evals:q} --histories {input.histories:q} "
+        "--scores {input.scores:q} --pairs-json {params.pairs:q} --axes {params.axes} --alphas {params.alphas} "
+        "--spider {params.spider:q} --alpha-sweep {params.sweep:q} --training {params.training:q} "
+        "--table {params.table:q} > {log:q} 2>&1"

@@ -17,7 +17,7 @@ except ConfigError as error:
 
 
 # Imported after validation: they load torch, and a config mistake should fail fast.
-from workflow_scripts.grid import expand_grid, format_radius
+from workflow_scripts.grid import expand_grid, format_radius, parse_hparam
 from workflow_scripts.losses import VARIANTS
 
 prepare_job_environment(workflow.basedir)
@@ -27,13 +27,68 @@ RESULTS = f"results/{PRESET}"
 LOGS = f"logs/{PRESET}"
 BENCHMARKS = f"benchmarks/{PRESET}"
 EMOTION = f"{RESULTS}/emotion"
-EMOTION_GRID = expand_grid(config["variants"], config["radii"], config["seeds"])
+EMOTION_GRID = expand_grid(config["variants"], config["emotion"]["radii"], config["emotion"]["hparams"], config["seeds"])
+#: Evaluation splits: radii and base hyperparameters are selected on validation, results reported on test.
+EVAL_SPLITS = ["validation", "test"]
 
 
 wildcard_constraints:
-    variant="|".join(list(VARIANTS) + ["sft"]),
+    variant="|".join(VARIANTS),
     radius=r"[0-9][0-9.e+-]*",
+    hp=r"(eta|beta)[0-9][0-9.e+-]*",
     seed=r"\d+",
+    data_seed=r"\d+",
+    split="|".join(EVAL_SPLITS),
+
+
+def cli_flags(section, keys=None, **renamed):
+    """Config entries as command-line flags: `key: v` -> `--key v` (underscores become dashes; lists
+    space-separated; values shell-quoted). `keys` selects and orders; `renamed` maps key -> flag name."""
+    import shlex
+
+    keys = list(section) if keys is None else keys
+    parts = []
+    for key in keys:
+        value = section[key]
+        flag = "--{}".format(renamed.get(key, key).replace("_", "-"))
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
+    return " ".join(parts)
+
+
+def hparam_flag(wildcards):
+    """The base hyperparameter of an alignment job, from its `hp` wildcard: `--eta=10` or `--beta=0.1`."""
+    name, value = parse_hparam(wildcards.hp)
+    return f"--{name}={value:g}"
+
+
+def align_flags(experiment):
+    """The flags every alignment job of an experiment shares: its align and losses sections, DeepSpeed and
+    checkpointing (the variant, radius, base hyperparameter and seed come from the job's wildcards)."""
+    section = config[experiment]
+    return " ".join([
+        cli_flags(section["align"]),
+        cli_flags(section["losses"]),
+        cli_flags(config["deepspeed"]),
+        cli_flags(config["checkpoint"], every_steps="checkpoint_every", keep="checkpoint_keep"),
+    ])
+
+
+def run_label(wildcards):
+    """How an evaluation job names the policy it scores in its rows: the alignment run, or the SFT baseline."""
+    if "variant" not in wildcards.keys():
+        return "--variant sft --radius 0 --hp sft"
+    return f"--variant {wildcards.variant} --radius {wildcards.radius} --hp {wildcards.hp}"
+
+
+def data_seed(experiment, seed):
+    """The seed whose preference data a training seed uses: itself (per_seed), or the first seed."""
+    section = config[experiment]["pairs" if experiment == "emotion" else "completions"]
+    return int(seed) if section["per_seed"] else int(config["seeds"][0])
+
+
+def data_seeds(experiment):
+    return sorted({data_seed(experiment, s) for s in config["seeds"]})
 
 
 def emotion_cfg(section):
@@ -68,23 +123,30 @@ LAUNCH = (
 )
 
 
+def run_path(row):
+    """variant/radius/hp/seed: the canonical path of one alignment run."""
+    return f"{row.variant}/{row.radius}/{row.hp}/{row.seed}"
+
+
 def emotion_eval_csvs():
-    rows = [f"{EMOTION}/eval/sft/0/{seed}.csv" for seed in config["seeds"]]
-    rows += [f"{EMOTION}/eval/{r.variant}/{r.radius}/{r.seed}.csv" for r in EMOTION_GRID.itertuples()]
+    rows = [f"{EMOTION}/eval/{split}/sft/{seed}.csv" for split in EVAL_SPLITS for seed in config["seeds"]]
+    rows += [f"{EMOTION}/eval/{split}/{run_path(r)}.csv" for split in EVAL_SPLITS for r in EMOTION_GRID.itertuples()]
     return rows
 
 
+def emotion_histories():
+    return [f"{EMOTION}/align/{run_path(r)}/history.csv" for r in EMOTION_GRID.itertuples()]
+
+
 def emotion_report_outputs():
-    return expand(f"{RESULTS}/figures/emotion_alpha_sweep.{{ext}}", ext=["pdf", "png"]) + expand(
-        f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"]
-    )
+    if not config["emotion"]["enabled"]:
+        return []
+    return expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=["emotion_alpha_sweep", "emotion_training"],
+                  ext=["pdf", "png"]) + expand(f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"])
 
 
-def emotion_policy(wildcards):
-    """The policy an evaluation job scores: the SFT model for the baseline, else an aligned one."""
-    if wildcards.variant == "sft":
-        return f"{EMOTION}/sft/model"
-    return f"{EMOTION}/align/{wildcards.variant}/{wildcards.radius}/{wildcards.seed}/policy"
+def emotion_pairs(wildcards):
+    return f"{EMOTION}/pairs/{data_seed('emotion', wildcards.seed)}/train.parquet"
 
 
 def canary_path():
@@ -126,7 +188,7 @@ from workflow_scripts.grid import training_pairs
 ARMORM = f"{RESULTS}/armorm"
 ARMORM_PAIRS = training_pairs(config["armorm"])
 ARMORM_PAIR = {spec["name"]: spec for spec in ARMORM_PAIRS}
-ARMORM_GRID = expand_grid(config["variants"], config["armorm"]["radii"], config["seeds"])
+ARMORM_GRID = expand_grid(config["variants"], config["armorm"]["radii"], config["armorm"]["hparams"], config["seeds"])
 
 
 def armorm_cfg(key):
@@ -149,25 +211,46 @@ def armorm_reward_input():
     return {"reward_model": f"{ARMORM}/reward_model"} if armorm_builds_reward_model() else {}
 
 
-def armorm_reward_source(wildcards, input):
-    return input.reward_model if armorm_builds_reward_model() else armorm_cfg("reward_model")
+def armorm_reward_flags(wildcards, input):
+    """The reward-model flags of scoring and evaluation: which model, how it loads, how it batches."""
+    source = input.reward_model if armorm_builds_reward_model() else armorm_cfg("reward_model")
+    scoring = armorm_cfg("scoring")
+    return " ".join([
+        cli_flags({"reward_model": source, "allowlist": armorm_cfg("trust_remote_code_allowlist"),
+                   "loader": armorm_cfg("reward_loader"), "dtype": armorm_cfg("reward_dtype")}),
+        cli_flags(scoring, ["batch_size", "max_length"], batch_size="score_batch_size", max_length="score_max_length"),
+    ])
+
+
+def armorm_prefs_for_seed(wildcards):
+    return f"{ARMORM}/prefs/{wildcards.pair}/{data_seed('armorm', wildcards.seed)}/train.parquet"
+
+
+def armorm_run_label(wildcards):
+    """The evaluation rows' labels: the training pair and alignment run, or the base policy."""
+    return run_label(wildcards) + (f" --pair={wildcards.pair}" if "pair" in wildcards.keys() else "")
 
 
 def armorm_eval_csvs():
-    rows = [f"{ARMORM}/eval/sft/0/{seed}.csv" for seed in config["seeds"]]
+    rows = [f"{ARMORM}/eval/{split}/sft/{seed}.csv" for split in EVAL_SPLITS for seed in config["seeds"]]
     rows += [
-        f"{ARMORM}/eval/{pair['name']}/{r.variant}/{r.radius}/{r.seed}.csv"
+        f"{ARMORM}/eval/{split}/{pair['name']}/{run_path(r)}.csv"
+        for split in EVAL_SPLITS
         for pair in ARMORM_PAIRS
         for r in ARMORM_GRID.itertuples()
     ]
     return rows
 
 
+def armorm_histories():
+    return [f"{ARMORM}/align/{pair['name']}/{run_path(r)}/history.csv" for pair in ARMORM_PAIRS for r in ARMORM_GRID.itertuples()]
+
+
 def armorm_report_outputs():
     """The ArmoRM figures and table, when `armorm.enabled` (for `rule all`)."""
     if not config["armorm"]["enabled"]:
         return []
-    return expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=["armorm_spider", "armorm_alpha_sweep"],
+    return expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=["armorm_spider", "armorm_alpha_sweep", "armorm_training"],
                   ext=["pdf", "png"]) + expand(f"{RESULTS}/tables/armorm_objectives.{{ext}}", ext=["csv", "md", "tex"])
 
 

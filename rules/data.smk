@@ -16,9 +16,10 @@ rule emotion_data:
             f"--{key.replace('_', '-')} {value}"
             for key, value in (config["emotion"].get("generate_dataset") or {}).items()
         ),
+        carve=emotion_cfg("test_from_validation"),
     shell:
         "python -m workflow_scripts.data.prepare_emotion --source {params.source:q} {params.generate} "
-        "--out {output:q} > {log:q} 2>&1"
+        "--test-from-validation {params.carve} --out {output:q} > {log:q} 2>&1"
 
 
 rule emotion_tokenizer:

@@ -1,9 +1,11 @@
-# Stage 8: the emotion figure (reward vs alpha, best radius per variant) and table.
+# Stage 8: the emotion figures (reward vs alpha, training curves; radius and eta/beta selected on validation,
+# test reported) and table.
 
 
 rule emotion_report:
     input:
-        emotion_eval_csvs(),
+        evals=emotion_eval_csvs(),
+        histories=emotion_histories(),
     output:
         pdf=report(
             f"{RESULTS}/figures/emotion_alpha_sweep.pdf",
@@ -13,6 +15,16 @@ rule emotion_report:
         png=report(
             f"{RESULTS}/figures/emotion_alpha_sweep.png",
             caption="report/emotion_alpha_sweep.rst",
+            category="Emotion alignment",
+        ),
+        training_pdf=report(
+            f"{RESULTS}/figures/emotion_training.pdf",
+            caption="report/emotion_training.rst",
+            category="Emotion alignment",
+        ),
+        training_png=report(
+            f"{RESULTS}/figures/emotion_training.png",
+            caption="report/emotion_training.rst",
             category="Emotion alignment",
         ),
         tables=expand(f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"]),
@@ -25,7 +37,9 @@ rule emotion_report:
     params:
         alpha0=emotion_cfg("mixture")["alpha0"],
         figure=subpath(output.pdf, strip_suffix=".pdf"),
+        training=subpath(output.training_pdf, strip_suffix=".pdf"),
         table=lambda wildcards, output: os.path.splitext(output.tables[0])[0],
     shell:
-        "python -m workflow_scripts.report.emotion --inputs {input:q} --alpha0 {params.alpha0} "
-        "--figure {params.figure:q} --table {params.table:q} > {log:q} 2>&1"
+        "python -m workflow_scripts.report.emotion --inputs {input.evals:q} --histories {input.histories:q} "
+        "--alpha0 {params.alpha0} --figure {params.figure:q} --training {params.training:q} "
+        "--table {params.table:q} > {log:q} 2>&1"

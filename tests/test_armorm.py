@@ -68,8 +68,7 @@ def test_extreme_pairs_argmax_argmin_with_ties():
 def _completions_and_scores(a, b):
     n = len(a)
     completions = pd.DataFrame({"prompt_idx": np.repeat(np.arange(n // 2), 2), "sample": np.tile([0, 1], n // 2),
-                                "prompt_ids": [[1, 2]] * n, "response_ids": [[10 + i] for i in range(n)],
-                                "logp_ref": -np.arange(n, dtype=float)})
+                                "prompt_ids": [[1, 2]] * n, "response_ids": [[10 + i] for i in range(n)]})
     scores = completions[["prompt_idx", "sample"]].assign(a=a, b=b)
     return completions, scores
 
@@ -88,7 +87,6 @@ def test_build_pairs_schema_for_the_alignment_entry_point():
     chosen0 = int(np.argmax(mixed[:2]))
     row = pairs[pairs["prompt_idx"] == 0].iloc[0]
     assert list(row["y1_ids"]) == [10 + chosen0] and list(row["y2_ids"]) == [11 - chosen0]
-    assert row["logp_ref_y1"] == -chosen0 and row["logp_ref_y2"] == -(1 - chosen0)
     assert row["r1"] == pytest.approx(mixed[chosen0]) and row["r2"] == pytest.approx(mixed[1 - chosen0])
 
 
@@ -211,7 +209,7 @@ def _completions(tiny_policy, out, *extra):
     from workflow_scripts.data.armorm_completions import main
 
     main(["--prompts", str(tiny_policy / "prompts.parquet"), "--policy", str(tiny_policy / "policy"), "--out", str(out),
-          "--per-prompt", "2", "--max-new-tokens", "6", "--max-prompt-tokens", "32", "--logp-max-length", "64",
+          "--per-prompt", "2", "--max-new-tokens", "6", "--max-prompt-tokens", "32",
           "--batch-size", "2", "--shard-size", "3", "--seed", "4", *extra])
 
 
@@ -237,7 +235,6 @@ def test_completions_resume_after_a_kill_without_duplicates_or_losses(tiny_polic
     _completions(tiny_policy, tmp_path / "straight/train.parquet")
     straight = pd.read_parquet(tmp_path / "straight/train.parquet")
     pd.testing.assert_frame_equal(resumed, straight)                      # same rows as a run never stopped
-    assert np.isfinite(resumed["logp_ref"]).all() and (resumed["logp_ref"] < 0).all()
 
 
 def test_shards_from_other_settings_are_discarded(tiny_policy, tmp_path):
@@ -312,9 +309,11 @@ def test_paper_preset_plans_the_armorm_grid_offline():
     result = snakemake("-n", "results/paper/figures/armorm_spider.pdf", "--cores", "1", "--quiet", "rules")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _rule_counts(result)
-    # 3 pairs x (2 non-robust + 6 robust x 2 radii) x 3 seeds
-    assert counts["armorm_align"] == 126 and counts["armorm_evaluate"] == 126
-    assert counts["armorm_evaluate_base"] == 3 and counts["armorm_prefs"] == 3
+    # 3 pairs x (2 non-robust + 6 robust x 2 radii) x 3 seeds, evaluated on validation and test
+    assert counts["armorm_align"] == 126 and counts["armorm_evaluate"] == 2 * 126
+    assert counts["armorm_evaluate_base"] == 2 * 3
+    # completions / scores per training seed (per_seed), preference pairs per training pair and seed
+    assert counts["armorm_completions"] == 3 and counts["armorm_scores"] == 3 and counts["armorm_prefs"] == 9
     assert "armorm_reward_model" not in counts                       # the real ArmoRM is loaded, not built
     assert not any(rule.startswith("emotion") for rule in counts)
 
@@ -338,7 +337,7 @@ def test_mini_spider_target_builds_only_the_armorm_stage(tmp_path):
                      "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = _rule_counts(plan)
-    assert counts["armorm_align"] == 8 and counts["armorm_evaluate"] == 8 and counts["armorm_evaluate_base"] == 1
+    assert counts["armorm_align"] == 8 and counts["armorm_evaluate"] == 16 and counts["armorm_evaluate_base"] == 2
     assert counts["armorm_reward_model"] == 1
     assert not any(rule.startswith(("emotion", "radius")) for rule in counts), counts
 
@@ -349,9 +348,10 @@ def test_mini_table_has_every_variant_and_objective(armorm_run):
     assert table["pair"].unique().tolist() == [PAIR]
     assert table["variant"].tolist() == ["sft"] + VARIANTS                # one radius each, SFT first
     assert table.loc[table.variant == "sft", "radius"].item() == "0"
+    assert table["selected"].tolist() == [False] + [True] * len(VARIANTS)  # a single choice per variant
     assert (table["n_seeds"] == 1).all()
     numeric = table.select_dtypes("number")
-    assert numeric.notna().all().all() and np.isfinite(numeric.to_numpy()).all()
+    assert numeric.notna().all().all() and np.isfinite(numeric.to_numpy(dtype=float)).all()
     for axis in AXES + ["trained_mix", "worst_unseen"]:
         assert f"{axis}_mean" in table and (table[f"{axis}_std"] == 0).all()
     # every axis is unseen for this pair: the worst case is the minimum over all of them
@@ -364,16 +364,22 @@ def test_mini_table_has_every_variant_and_objective(armorm_run):
 @pytest.mark.slow
 def test_mini_figures_and_intermediate_outputs(armorm_run):
     root = armorm_run.dir / "results/mini"
-    for name in ("armorm_spider", "armorm_alpha_sweep"):
+    for name in ("armorm_spider", "armorm_alpha_sweep", "armorm_training"):
         for ext in ("pdf", "png"):
             assert (root / f"figures/{name}.{ext}").stat().st_size > 5000
-    scores = pd.read_parquet(root / "armorm/scores/train.parquet")
-    assert list(scores.columns) == ["prompt_idx", "sample", *SCORE_COLUMNS] and len(scores) == 96
-    pairs = pd.read_parquet(root / f"armorm/prefs/{PAIR}/train.parquet")
+    prompts = {split: pd.read_parquet(root / f"armorm/prompts/{split}.parquet") for split in ("train", "validation", "test")}
+    assert [len(prompts[s]) for s in ("train", "validation", "test")] == [36, 12, 12]     # 48 = 36 + 12 held out
+    assert not set(prompts["validation"]["prompt"]) & set(prompts["train"]["prompt"])
+    scores = pd.read_parquet(root / "armorm/scores/0/train.parquet")
+    assert list(scores.columns) == ["prompt_idx", "sample", *SCORE_COLUMNS] and len(scores) == 72
+    pairs = pd.read_parquet(root / f"armorm/prefs/{PAIR}/0/train.parquet")
     assert (pairs["label"] == 1).all() and (pairs["r1"] > pairs["r2"]).all()
-    metrics = json.loads((root / f"armorm/align/{PAIR}/kl-dpo/0.5/0/metrics.json").read_text())
+    metrics = json.loads((root / f"armorm/align/{PAIR}/kl-dpo/0.5/beta0.1/0/metrics.json").read_text())
     assert metrics["regime"] == "offline" and metrics["anchor"] == "reference" and metrics["variant"] == "kl-dpo"
-    info = json.loads((root / f"armorm/align/{PAIR}/w-rebel/1/0/run_info.json").read_text())
-    assert info["zero_stage"] == 2 and info["args"]["pairs"].endswith(f"prefs/{PAIR}/train.parquet")
-    evaluation = pd.read_csv(root / f"armorm/eval/{PAIR}/dpo/0/0.csv")
-    assert evaluation["objective"].tolist() == list(SCORE_COLUMNS) and (evaluation["n"] == 24).all()
+    info = json.loads((root / f"armorm/align/{PAIR}/w-rebel/1/eta1/0/run_info.json").read_text())
+    assert info["zero_stage"] == 2 and info["args"]["pairs"].endswith(f"prefs/{PAIR}/0/train.parquet")
+    assert info["args"]["wasserstein_form"] == "pointwise"            # where the ArmoRM radii come from
+    for split, n in (("validation", 12), ("test", 12)):
+        evaluation = pd.read_csv(root / f"armorm/eval/{split}/{PAIR}/dpo/0/beta0.1/0.csv")
+        assert evaluation["objective"].tolist() == list(SCORE_COLUMNS) and (evaluation["n"] == 2 * n).all()
+        assert (evaluation["split"] == split).all()

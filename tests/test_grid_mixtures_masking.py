@@ -7,7 +7,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from workflow_scripts.generation import build_pair_batch, forward_logprob, left_pad, sequence_logprob
-from workflow_scripts.grid import expand_grid, format_radius, radii_for
+from workflow_scripts.grid import expand_grid, format_hparam, format_radius, hparams_for, parse_hparam, radii_for
 from workflow_scripts.mixtures import bradley_terry_labels, mix, preference_probability
 
 RADII = {"wasserstein": [50, 75.0], "kl": [0.5, 1], "chi2": [0.1, 1e-6]}
@@ -24,12 +24,29 @@ def test_format_radius_is_canonical():
         format_radius(-1)
 
 
+HPARAMS = {"eta": [1, 10.0, 100], "beta": [0.1]}
+
+
+def test_format_hparam_is_canonical_and_named():
+    assert format_hparam("eta", 10) == format_hparam("eta", 10.0) == format_hparam("eta", "10") == "eta10"
+    assert format_hparam("beta", 0.1) == "beta0.1" and format_hparam("eta", 1e-4) == "eta0.0001"
+    assert parse_hparam("eta10") == ("eta", 10.0) and parse_hparam("beta0.01") == ("beta", 0.01)
+    for bad in ("eta10.0", "beta1e-01", "gamma1"):
+        with pytest.raises(ValueError):
+            parse_hparam(bad)                                   # a second spelling of a path is refused
+    with pytest.raises(ValueError):
+        format_hparam("eta", 0)
+    assert hparams_for("kl-rebel", HPARAMS) == ["eta1", "eta10", "eta100"] and hparams_for("wdpo", HPARAMS) == ["beta0.1"]
+
+
 def test_grid_has_one_row_per_job():
     variants = ["rebel", "w-rebel", "kl-rebel", "chi2-rebel", "dpo", "wdpo", "kl-dpo", "chi2-dpo"]
-    grid = expand_grid(variants, RADII, seeds=[0, 1, 2])
-    # 2 non-robust variants x 1 radius + 6 robust x 2 radii, times 3 seeds
-    assert len(grid) == (2 * 1 + 6 * 2) * 3
+    grid = expand_grid(variants, RADII, HPARAMS, seeds=[0, 1, 2])
+    # REBEL family: (1 + 3 robust x 2 radii) x 3 etas; DPO family: (1 + 3 x 2) x 1 beta; times 3 seeds
+    assert len(grid) == ((1 + 3 * 2) * 3 + (1 + 3 * 2) * 1) * 3
     assert not grid.duplicated().any()
+    assert set(grid[grid.variant == "kl-rebel"].hp) == {"eta1", "eta10", "eta100"}
+    assert set(grid[grid.variant == "dpo"].hp) == {"beta0.1"}
     assert set(grid[grid.variant == "rebel"].radius) == {"0"}
     assert set(grid[grid.variant == "wdpo"].radius) == {"50", "75"}
     assert set(grid[grid.variant == "chi2-dpo"].radius) == {"0.1", "1e-06"}
@@ -38,7 +55,7 @@ def test_grid_has_one_row_per_job():
 
 def test_grid_rejects_unknown_variant():
     with pytest.raises(ValueError, match="unknown variant"):
-        expand_grid(["ppo"], RADII, [0])
+        expand_grid(["ppo"], RADII, HPARAMS, [0])
 
 
 # ----------------------------------------------------------------------------- mixtures

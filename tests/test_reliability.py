@@ -11,7 +11,7 @@ import pytest
 import yaml
 from workflow_helpers import REPO, align_cli, snakemake, snakemake_in
 
-JOB = "results/mini/emotion/align/{variant}/{radius}/0"
+JOB = "results/mini/emotion/align/{variant}/{radius}/eta10/0"
 OUTPUTS = ("metrics.json", "history.csv", "run_info.json", "policy")
 
 
@@ -33,8 +33,8 @@ def _run_job(workdir: Path, job: str, fault: str | None):
 
 
 def _log(workdir: Path, job: str) -> str:
-    variant, radius, seed = job.split("/")[-3:]
-    return (workdir / f"logs/mini/emotion/align/{variant}/{radius}/{seed}.log").read_text()
+    variant, radius, hp, seed = job.split("/")[-4:]
+    return (workdir / f"logs/mini/emotion/align/{variant}/{radius}/{hp}/{seed}.log").read_text()
 
 
 @pytest.mark.slow
@@ -107,14 +107,15 @@ MALFORMED = [
     ({"seeds": []}, "seeds"),
     ({"seeds": [-1]}, "seeds[0]"),
     ({"seeds": [0.5]}, "seeds[0]"),
-    ({"radii": {"chi2": [-0.5]}}, "radii.chi2[0]"),
-    ({"radii": {"wasserstein": [-1]}}, "radii.wasserstein[0]"),
-    ({"radii": {"kl": [0]}}, "radii.kl[0]"),
-    ({"radii": {"kl": []}}, "radii.kl"),
-    ({"losses": {"eta": 0}}, "losses.eta"),
-    ({"losses": {"beta": -0.1}}, "losses.beta"),
-    ({"losses": {"eta": "big"}}, "losses.eta"),
-    ({"losses": {"kl_form": "exp"}}, "losses.kl_form"),
+    ({"emotion": {"radii": {"chi2": [-0.5]}}}, "emotion.radii.chi2[0]"),
+    ({"emotion": {"radii": {"wasserstein": [-1]}}}, "emotion.radii.wasserstein[0]"),
+    ({"emotion": {"radii": {"kl": [0]}}}, "emotion.radii.kl[0]"),
+    ({"emotion": {"radii": {"kl": []}}}, "emotion.radii.kl"),
+    ({"emotion": {"hparams": {"eta": [0]}}}, "emotion.hparams.eta[0]"),
+    ({"armorm": {"hparams": {"beta": [-0.1]}}}, "armorm.hparams.beta[0]"),
+    ({"emotion": {"hparams": {"eta": ["big"]}}}, "emotion.hparams.eta[0]"),
+    ({"emotion": {"losses": {"kl_form": "exp"}}}, "emotion.losses.kl_form"),
+    ({"armorm": {"align": {"iteration_batch": 100}}}, "armorm.align.iteration_batch"),
     ({"emotion": {"sft": {"lr": 0}}}, "emotion.sft.lr"),
     ({"emotion": {"align": {"lr": -1e-5}}}, "emotion.align.lr"),
     ({"emotion": {"mixture": {"alpha0": 1.5}}}, "emotion.mixture.alpha0"),

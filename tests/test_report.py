@@ -1,9 +1,11 @@
 """Tests for workflow_scripts.report.tables and workflow_scripts.report.emotion.
 
 Synthetic evaluation CSVs with known numbers: 2 variants (w-rebel, wdpo) ×
-2 radii × 2 seeds, plus an SFT baseline (1 seed).  Expected table values are
-computed by hand with :mod:`statistics` (``statistics.stdev`` is the sample
-std, i.e. ``ddof=1``; with a single seed the std is defined as 0).
+2 radii × 2 seeds, plus an SFT baseline (1 seed), on the test split and on a
+validation split whose ranking of the radii is the opposite one (selection
+must follow validation).  Expected table values are computed by hand with
+:mod:`statistics` (``statistics.stdev`` is the sample std, i.e. ``ddof=1``;
+with a single seed the std is defined as 0).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from workflow_scripts.report import emotion
 from workflow_scripts.report.tables import (
     atomic_path,
+    fmt_hparam,
     fmt_variant,
     format_mean_std,
     latex_escape,
@@ -37,22 +40,32 @@ PROFILES: dict[tuple[str, str], list[float]] = {
     ("wdpo", "2"): [0.7, 0.8, 0.3, 0.1],
     ("wdpo", "10"): [0.5, 0.5, 0.5, 0.5],
 }
+# Validation ranks the radii the other way round: selecting on it picks w-rebel 0.1 and wdpo 2 (worst
+# case) where selecting on test would pick 0.5 and 10.
+VALIDATION_PROFILES: dict[tuple[str, str], list[float]] = {
+    ("w-rebel", "0.1"): [0.7, 0.7, 0.7, 0.7],
+    ("w-rebel", "0.5"): [0.9, 0.2, 0.9, 0.9],
+    ("wdpo", "2"): [0.6, 0.6, 0.6, 0.6],
+    ("wdpo", "10"): [0.2, 0.9, 0.9, 0.9],
+}
+HP = {"w-rebel": "eta1", "wdpo": "beta0.1", "sft": "sft"}
 SFT_PROFILE = [0.3, 0.3, 0.25, 0.2]
 GEOMETRIC_SHIFT = -0.05
 
 
-def reward(variant: str, radius: str, seed: int, mixture: str, i: int) -> float:
-    base = SFT_PROFILE if variant == "sft" else PROFILES[(variant, radius)]
+def reward(variant: str, radius: str, seed: int, mixture: str, i: int, split: str = "test") -> float:
+    profiles = PROFILES if split == "test" else VALIDATION_PROFILES
+    base = SFT_PROFILE if variant == "sft" else profiles[(variant, radius)]
     r = base[i] + 0.01 * seed * (i + 1)  # seed-dependent, alpha-dependent noise
     if mixture == "geometric":
         r += GEOMETRIC_SHIFT - 0.02 * seed
     return r
 
 
-def run_frame(variant: str, radius: str, seed: int) -> pd.DataFrame:
+def run_frame(variant: str, radius: str, seed: int, split: str = "test") -> pd.DataFrame:
     rows = [
-        {"variant": variant, "radius": radius, "seed": seed, "mixture": mix,
-         "alpha": a, "reward": reward(variant, radius, seed, mix, i)}
+        {"variant": variant, "radius": radius, "hp": HP[variant], "seed": seed, "split": split, "mixture": mix,
+         "alpha": a, "reward": reward(variant, radius, seed, mix, i, split)}
         for mix in ("convex", "geometric")
         for i, a in enumerate(ALPHAS)
     ]
@@ -64,14 +77,15 @@ def inputs(tmp_path: Path) -> list[Path]:
     paths = []
     d = tmp_path / "eval"
     d.mkdir()
-    for variant, radius in PROFILES:
-        for seed in SEEDS:
-            p = d / f"{variant}_r{radius}_s{seed}.csv"
-            run_frame(variant, radius, seed).to_csv(p, index=False)
-            paths.append(p)
-    p = d / "sft.csv"
-    run_frame("sft", "0", 0).to_csv(p, index=False)
-    paths.append(p)
+    for split in ("validation", "test"):
+        for variant, radius in PROFILES:
+            for seed in SEEDS:
+                p = d / f"{split}_{variant}_r{radius}_s{seed}.csv"
+                run_frame(variant, radius, seed, split).to_csv(p, index=False)
+                paths.append(p)
+        p = d / f"{split}_sft.csv"
+        run_frame("sft", "0", 0, split).to_csv(p, index=False)
+        paths.append(p)
     return paths
 
 
@@ -157,10 +171,10 @@ def test_table_matches_hand_computation(inputs, tmp_path):
     table, _, _, tab = build(inputs, tmp_path)
     csv = pd.read_csv(tab.with_suffix(".csv"), dtype={"radius": str})
     assert list(csv.columns) == [
-        "variant", "radius", "n_seeds",
+        "variant", "radius", "hp", "n_seeds",
         "convex_mean_mean", "convex_mean_std", "convex_worst_mean", "convex_worst_std",
         "geometric_mean_mean", "geometric_mean_std",
-        "geometric_worst_mean", "geometric_worst_std",
+        "geometric_worst_mean", "geometric_worst_std", "validation_score", "selected",
     ]
     # Row order: SFT first, REBEL family before DPO family, radii numeric.
     assert list(zip(csv["variant"], csv["radius"])) == [
@@ -184,21 +198,38 @@ def test_table_matches_hand_computation(inputs, tmp_path):
     assert sft["convex_mean_std"] == 0.0  # n=1 -> std 0
 
 
-def test_best_radius_selection(inputs, tmp_path):
-    _, best, _, _ = build(inputs, tmp_path, "worst")
-    assert best == {"w-rebel": "0.5", "wdpo": "10"}
+def test_selection_reads_validation_not_test(inputs, tmp_path):
+    """Validation and test rank the radii oppositely: the choice follows validation, the table shows test."""
+    table, best, _, _ = build(inputs, tmp_path, "worst")
+    assert best == {"w-rebel": ("0.1", "eta1"), "wdpo": ("2", "beta0.1")}
+    on_test = emotion.select_configs(emotion.robustness_table(emotion.load_inputs(inputs).query("split == 'test'")))
+    assert dict(zip(on_test["variant"], on_test["radius"])) == {"w-rebel": "0.5", "wdpo": "10"}   # what test would pick
+    chosen = table[table["selected"]]
+    assert list(zip(chosen["variant"], chosen["radius"])) == [("w-rebel", "0.1"), ("wdpo", "2")]
+    # the table's numbers are the test split's; the validation score is the selection criterion
+    row = table[(table["variant"] == "w-rebel") & (table["radius"] == "0.1")].iloc[0]
+    assert row["convex_worst_mean"] == pytest.approx(hand_cell("w-rebel", "0.1", SEEDS, "convex", "worst")[0])
+    assert row["validation_score"] > table[(table["variant"] == "w-rebel") & (table["radius"] == "0.5")].iloc[0][
+        "validation_score"]
     _, best_mean, _, _ = build(inputs, tmp_path, "mean")
-    assert best_mean == {"w-rebel": "0.1", "wdpo": "10"}
+    assert best_mean == {"w-rebel": ("0.5", "eta1"), "wdpo": ("10", "beta0.1")}
 
 
-def test_best_radius_tie_goes_to_smallest_radius():
+def test_selection_without_validation_rows_is_an_error(inputs, tmp_path):
+    test_only = [p for p in inputs if p.name.startswith("test_")]
+    with pytest.raises(ValueError, match="no evaluation rows for the validation split"):
+        emotion.build_report(test_only, ALPHA0, tmp_path / "f", tmp_path / "t")
+
+
+def test_selection_tie_goes_to_smallest_radius():
     tab = pd.DataFrame({
-        "variant": ["kl-rebel", "kl-rebel", "kl-rebel"], "radius": ["10", "2", "0.5"],
+        "variant": ["kl-rebel", "kl-rebel", "kl-rebel"], "radius": ["10", "2", "0.5"], "hp": ["eta1"] * 3,
         "n_seeds": [1, 1, 1],
         **{f"{m}_{s}_{a}": [0.4, 0.5, 0.5] for m in ("convex", "geometric")
            for s in ("mean", "worst") for a in ("mean", "std")},
     })
-    assert emotion.select_best_radius(tab) == {"kl-rebel": "0.5"}
+    chosen = emotion.select_configs(tab)
+    assert list(chosen["radius"]) == ["0.5"]
 
 
 def test_table_files_exist_and_agree(inputs, tmp_path):
@@ -207,23 +238,25 @@ def test_table_files_exist_and_agree(inputs, tmp_path):
     md_lines = tab.with_suffix(".md").read_text().strip().splitlines()
     tex = tab.with_suffix(".tex").read_text()
     header = [c.strip() for c in md_lines[0].strip("|").split("|")]
-    assert header == ["Variant", "Radius", "Seeds (n)", "Convex mean", "Convex worst",
-                      "Geometric mean", "Geometric worst"]
+    assert header == ["Variant", "Radius", "η / β", "Seeds (n)", "Convex mean", "Convex worst",
+                      "Geometric mean", "Geometric worst", "Validation (selection)", "Selected"]
     body = [[c.strip() for c in ln.strip("|").split("|")] for ln in md_lines[2:]]
     assert len(body) == len(csv)
     tex_rows = [ln for ln in tex.splitlines() if ln.endswith(r"\\")][1:]  # skip header
     assert len(tex_rows) == len(csv)
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
     for (_, row), md_row, tex_row in zip(csv.iterrows(), body, tex_rows):
-        expected = [fmt_variant(row["variant"]), row["radius"], str(row["n_seeds"])]
+        expected = [fmt_variant(row["variant"]), row["radius"], fmt_hparam(row["hp"]), str(row["n_seeds"])]
         for mix in ("convex", "geometric"):
             for stat in ("mean", "worst"):
                 expected.append(format_mean_std(
                     row[f"{mix}_{stat}_mean"], row[f"{mix}_{stat}_std"], row["n_seeds"]))
+        expected.append(f"{row['validation_score']:.3f}")
+        expected.append("✓" if row["selected"] else "")
         assert md_row == expected
         assert tex_row == " & ".join(latex_escape(c) for c in expected) + r" \\"
     # n=1 (SFT) shows the mean only; others show mean ± std
-    assert "±" not in body[0][3] and "±" in body[1][3]
+    assert "±" not in body[0][4] and "±" in body[1][4]
 
 
 def test_figure_written_and_nothing_else(inputs, tmp_path):
@@ -250,7 +283,8 @@ def test_cli_main(inputs, tmp_path, caplog):
                            "--figure", str(fig), "--table", str(tab)])
     assert rc == 0
     assert (tmp_path / "cli" / "fig.png").is_file() and (tmp_path / "cli" / "tab.tex").is_file()
-    assert any("best radius (worst) W-REBEL=0.5, WDPO=10" in r.getMessage() for r in caplog.records)
+    assert any("selected on validation (worst) W-REBEL=0.1/eta1, WDPO=2/beta0.1" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_missing_column_names_file(inputs, tmp_path):

@@ -31,9 +31,11 @@ def test_paper_preset_plans_the_whole_grid_offline():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # paper: 3 seeds x (2 non-robust + 6 robust x 3 radii) = 60 align jobs, + SFT baseline evals
-    assert counts["emotion_align"] == 60
-    assert counts["emotion_evaluate"] == 63
+    # paper: 3 seeds x [REBEL family (1 + 3 robust x 3 radii) x 3 etas + DPO family (1 + 3 x 3) x 1 beta]
+    assert counts["emotion_align"] == 3 * (10 * 3 + 10 * 1)
+    # every policy on validation and test, the SFT baseline per seed too
+    assert counts["emotion_evaluate"] == 2 * 120 and counts["emotion_evaluate_sft"] == 2 * 3
+    assert counts["emotion_pairs"] == 3                       # one set of pairs per training seed (per_seed)
     assert counts["emotion_sft"] == 1 and counts["emotion_reward_model"] == 1
 
 
@@ -46,7 +48,9 @@ def test_lint_is_clean():
 
 @pytest.mark.parametrize("override, key", [
     ({"variants": ["ppo"]}, "variants[0]"),
-    ({"radii": {"chi2": [-0.5]}}, "radii.chi2[0]"),
+    ({"emotion": {"radii": {"chi2": [-0.5]}}}, "emotion.radii.chi2[0]"),
+    ({"emotion": {"align": {"anchor": "iterate"}}}, "emotion.align.anchor"),
+    ({"emotion": {"align": {"max_length": 20}}}, "emotion.align.max_length"),
     ({"emotion": {"dataset": "./no/such/dir"}}, "emotion.dataset"),
     ({"emotion": {"mixture": {"alpha0": 1.5}}}, "emotion.mixture.alpha0"),
     ({"emotion": {"align": {"lrr": 1e-3}}}, "emotion.align.lrr"),
@@ -81,7 +85,7 @@ def test_mini_table_has_every_variant_with_finite_numbers(mini_run):
 def test_mini_figure_and_run_info(mini_run):
     for ext in ("pdf", "png"):
         assert (mini_run / f"results/mini/figures/emotion_alpha_sweep.{ext}").stat().st_size > 5000
-    info = json.loads((mini_run / "results/mini/emotion/align/chi2-rebel/1/0/run_info.json").read_text())
+    info = json.loads((mini_run / "results/mini/emotion/align/chi2-rebel/1/eta10/0/run_info.json").read_text())
     assert info["world_size"] == 2                      # the 2-process DeepSpeed job (gloo)
     assert info["zero_stage"] == 2 and info["precision"] == "fp32"
     assert info["global_batch"] == info["micro_batch"] * info["grad_accum"] * info["world_size"]

@@ -1,4 +1,4 @@
-"""The experiment grid: variant x radius x seed, and the canonical spelling of a radius.
+"""The experiment grid: variant x radius x base hyperparameter x seed, and the canonical spellings.
 
 Kept in Python (not in the Snakefile) so it is unit-tested and shared by rules and reports.
 """
@@ -23,6 +23,36 @@ def format_radius(x: float | int | str) -> str:
     return f"{value:g}"
 
 
+def format_hparam(name: str, value: float | int | str) -> str:
+    """Canonical path spelling of a base hyperparameter: ("eta", 10.0) -> "eta10", ("beta", 0.1) -> "beta0.1".
+
+    The name is part of the spelling, so a path says which hyperparameter it is (REBEL's eta, DPO's beta).
+    """
+    if name not in ("eta", "beta"):
+        raise ValueError(f"base hyperparameters are eta (REBEL) and beta (DPO), got {name!r}.")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return f"{name}{v:g}"
+
+
+def parse_hparam(spelling: str) -> tuple[str, float]:
+    """Inverse of :func:`format_hparam`: "eta10" -> ("eta", 10.0)."""
+    for name in ("beta", "eta"):
+        if spelling.startswith(name):
+            value = float(spelling[len(name):])
+            if format_hparam(name, value) != spelling:
+                raise ValueError(f"{spelling!r} is not a canonical hyperparameter spelling ({format_hparam(name, value)!r}).")
+            return name, value
+    raise ValueError(f"{spelling!r} is not a hyperparameter spelling (eta<value> or beta<value>).")
+
+
+def hparams_for(variant: str, hparams: dict) -> list[str]:
+    """The base hyperparameters a variant runs at: REBEL's eta grid or DPO's beta grid, canonically spelled."""
+    name = "eta" if get_variant(variant).base == "rebel" else "beta"
+    return [format_hparam(name, h) for h in hparams[name]]
+
+
 def radii_for(variant: str, radii: dict) -> list[str]:
     """The radii a variant runs at: the grid of its ambiguity set, or ["0"] for the non-robust bases."""
     v = get_variant(variant)
@@ -31,14 +61,14 @@ def radii_for(variant: str, radii: dict) -> list[str]:
     return [format_radius(r) for r in radii[v.ambiguity]]
 
 
-def expand_grid(variants, radii: dict, seeds) -> pd.DataFrame:
-    """One row per alignment job: columns variant, radius (canonical string), seed."""
+def expand_grid(variants, radii: dict, hparams: dict, seeds) -> pd.DataFrame:
+    """One row per alignment job: columns variant, radius, hp (canonical strings), seed."""
     rows = [
-        {"variant": get_variant(v).name, "radius": r, "seed": int(s)}
+        {"variant": get_variant(v).name, "radius": r, "hp": h, "seed": int(s)}
         for v in variants
-        for r, s in itertools.product(radii_for(v, radii), seeds)
+        for r, h, s in itertools.product(radii_for(v, radii), hparams_for(v, hparams), seeds)
     ]
-    return pd.DataFrame(rows, columns=["variant", "radius", "seed"])
+    return pd.DataFrame(rows, columns=["variant", "radius", "hp", "seed"])
 
 
 def format_pair(objectives, weights=(0.5, 0.5), name: str | None = None) -> str:

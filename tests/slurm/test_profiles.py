@@ -60,8 +60,8 @@ def job_counts(output: str) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- resolution and planning
 @pytest.mark.parametrize("target, expected", [
-    ("all", {"gpu_canary": 1, "emotion_align": 60, "emotion_evaluate": 63, "emotion_report": 1}),
-    ("results/paper/figures/emotion_alpha_sweep.pdf", {"gpu_canary": 1, "emotion_align": 60, "emotion_report": 1}),
+    ("all", {"gpu_canary": 1, "emotion_align": 120, "emotion_evaluate": 240, "emotion_report": 1}),
+    ("results/paper/figures/emotion_alpha_sweep.pdf", {"gpu_canary": 1, "emotion_align": 120, "emotion_report": 1}),
 ])
 def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_home, target, expected):
     """`snakemake --profile slurm -n <target>` literally, with the README's one-time link in place."""
@@ -75,7 +75,7 @@ def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_hom
 
 
 def test_dry_run_shows_the_gpu_resources_and_the_canary_dependency(xdg_config_home):
-    align = "results/mini/emotion/align/chi2-rebel/1/0/metrics.json"
+    align = "results/mini/emotion/align/chi2-rebel/1/eta10/0/metrics.json"
     result = snakemake("--profile", "slurm", "-n", align, "--configfile", "presets/mini.yaml",
                        "--directory", str(xdg_config_home / "plan"), env={"XDG_CONFIG_HOME": str(xdg_config_home)})
     out = result.stdout + result.stderr

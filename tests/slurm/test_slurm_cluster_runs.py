@@ -26,10 +26,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ["--configfile", str(REPO / "presets/mini.yaml"), str(REPO / "tests/slurm/mini_slurm.yaml")]
 EM = "results/slurmtest/emotion"
-ALIGN = {"chi2-rebel": f"{EM}/align/chi2-rebel/1/0", "rebel": f"{EM}/align/rebel/0/0"}
+ALIGN = {"chi2-rebel": f"{EM}/align/chi2-rebel/1/eta10/0", "rebel": f"{EM}/align/rebel/0/eta10/0"}
 TARGETS = [f"{EM}/sft/metrics.json", f"{EM}/reward_model/metrics.json",
            *(f"{d}/metrics.json" for d in ALIGN.values())]
-EVAL_CHI2 = f"{EM}/eval/chi2-rebel/1/0.csv"
+EVAL_CHI2 = f"{EM}/eval/test/chi2-rebel/1/eta10/0.csv"
 # The test cluster's node has 2 CPUs: GPU jobs get 1 CPU per GPU and little memory.
 SITE = {"DRO_REBEL_SLURM_CPUS_PER_GPU": "1", "DRO_REBEL_SLURM_MEM_MB_PER_GPU": "1000"}
 # No slurmdbd: squeue answers status queries (jobs stay listed for MinJobAge = 600 s).
@@ -93,7 +93,7 @@ def submitted_ids(output: str) -> list[str]:
 
 
 def rule_of(job: dict) -> tuple[str, str]:
-    """('emotion_align', 'chi2-rebel_1_0') from the plugin's job comment."""
+    """('emotion_align', 'chi2-rebel_1_eta10_0') from the plugin's job comment."""
     m = re.fullmatch(r"rule_(.+?)(?:_wildcards_(.*))?", job["comment"])
     assert m, job
     return m.group(1), m.group(2) or ""
@@ -183,7 +183,7 @@ def _same_outputs(a: Path, b: Path, relpaths) -> list[str]:
 def test_outputs_equal_the_local_profile(runs):
     compared = [f"{EM}/sft/metrics.json", f"{EM}/sft/model/model.safetensors",
                 f"{EM}/reward_model/metrics.json", f"{EM}/reward_model/model/model.safetensors",
-                f"{EM}/pairs/train.parquet"]
+                f"{EM}/pairs/0/train.parquet"]
     for out in ALIGN.values():
         compared += [f"{out}/metrics.json", f"{out}/history.csv", f"{out}/policy/model.safetensors"]
     assert _same_outputs(runs["local"], runs["slurm"], compared) == []
@@ -192,7 +192,7 @@ def test_outputs_equal_the_local_profile(runs):
 def test_cancelled_alignment_job_is_retried_and_only_its_complete_output_is_used(runs, env, slurm_cluster):
     """scancel the running chi2-rebel job; Snakemake's retry rebuilds it before evaluation reads it."""
     work, align = runs["slurm"], ALIGN["chi2-rebel"]
-    for path in (work / align, work / "logs/slurmtest/emotion/align/chi2-rebel/1/0.log"):
+    for path in (work / align, work / "logs/slurmtest/emotion/align/chi2-rebel/1/eta10/0.log"):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -206,8 +206,8 @@ def test_cancelled_alignment_job_is_retried_and_only_its_complete_output_is_used
         while victim is None and time.monotonic() < deadline and run.proc.poll() is None:
             for job in slurm_cluster.jobs():
                 if (job["id"] not in known and job["state"] == "RUNNING"
-                        and rule_of(job) == ("emotion_align", "chi2-rebel_1_0")
-                        and (work / "logs/slurmtest/emotion/align/chi2-rebel/1/0.log").exists()):
+                        and rule_of(job) == ("emotion_align", "chi2-rebel_1_eta10_0")
+                        and (work / "logs/slurmtest/emotion/align/chi2-rebel/1/eta10/0.log").exists()):
                     victim = job["id"]
             if victim is None:
                 time.sleep(0.25)
@@ -221,9 +221,9 @@ def test_cancelled_alignment_job_is_retried_and_only_its_complete_output_is_used
     jobs = [j for j in slurm_cluster.jobs() if j["id"] not in known]
     by_rule = [(rule_of(j), j["state"], j["id"]) for j in jobs]
     # attempt 1 cancelled, attempt 2 completed, then the evaluation: nothing else reran
-    assert by_rule == [(("emotion_align", "chi2-rebel_1_0"), "CANCELLED", victim),
-                       (("emotion_align", "chi2-rebel_1_0"), "COMPLETED", jobs[1]["id"]),
-                       (("emotion_evaluate", "chi2-rebel_1_0"), "COMPLETED", jobs[2]["id"])], by_rule
+    assert by_rule == [(("emotion_align", "chi2-rebel_1_eta10_0"), "CANCELLED", victim),
+                       (("emotion_align", "chi2-rebel_1_eta10_0"), "COMPLETED", jobs[1]["id"]),
+                       (("emotion_evaluate", "test_chi2-rebel_1_eta10_0"), "COMPLETED", jobs[2]["id"])], by_rule
     assert f"SLURM-job '{victim}' failed, SLURM status is: 'CANCELLED'" in out
     assert "Trying to restart job" in out
     assert jobs[2]["start"] >= jobs[1]["end"]          # evaluation read the retried, complete policy

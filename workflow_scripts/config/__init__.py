@@ -94,20 +94,38 @@ def _armorm_errors(config: dict) -> list[str]:
         names.setdefault(name, i)
     prompts = section["prompts"]
     if prompts["source"] == "generated":
-        if prompts["n_train"] <= 0 or prompts["n_test"] <= 0:
+        if min(prompts["n_train"], prompts["n_test"]) <= 0:
             errors.append("config key 'armorm.prompts.source' is 'generated', which needs n_train and n_test > 0")
     else:
         path = Path(prompts["source"]).expanduser()
         looks_like_path = prompts["source"].startswith(("/", "./", "../", "~"))
         if not path.is_dir() and (looks_like_path or not _HUB_ID.match(prompts["source"])):
             errors.append(f"config key 'armorm.prompts.source': prompt directory {prompts['source']!r} does not exist")
-    align = section["align"]
-    procs = config["launch"]["cpu_procs"]["align"]
-    if align["global_batch"] % (align["micro_batch"] * procs):
-        errors.append(f"config key 'armorm.align.global_batch' ({align['global_batch']}) must be divisible by "
-                      f"micro_batch ({align['micro_batch']}) x processes ({procs})")
+    if prompts["n_train"] and prompts["n_validation"] >= prompts["n_train"]:
+        errors.append(f"config key 'armorm.prompts.n_validation' ({prompts['n_validation']}) must be smaller than "
+                      f"n_train ({prompts['n_train']}): the validation prompts are held out of the training prompts")
+    errors += _align_errors("armorm", section["align"], config["launch"]["cpu_procs"]["align"])
     if section["evaluate"]["selection"] == "best" and section["evaluate"]["samples_per_prompt"] < 2:
         errors.append("config key 'armorm.evaluate.selection' is 'best', which needs samples_per_prompt >= 2")
+    return errors
+
+
+def _align_errors(experiment: str, align: dict, procs: int) -> list[str]:
+    """The alignment section's batch arithmetic and iteration structure (every experiment)."""
+    from ..train.schedule import check_iteration_structure
+
+    key = f"{experiment}.align"
+    errors = []
+    g, m = align["global_batch"], align["micro_batch"]
+    if g % (m * procs):
+        errors.append(f"config key '{key}.global_batch' ({g}) must be divisible by micro_batch ({m}) x processes ({procs})")
+    try:
+        check_iteration_structure(align["anchor"], align["iteration_batch"], g, align["updates_per_iteration"])
+    except ValueError as problem:
+        field = "iteration_batch" if "multiple" in str(problem) else "anchor"
+        errors.append(f"config key '{key}.{field}': {str(problem).rstrip('.')}")
+    if align["regime"] == "online" and align["iterations"] <= 0:
+        errors.append(f"config key '{key}.iterations' must be > 0 in the online regime")
     return errors
 
 
@@ -152,16 +170,21 @@ def _semantic_errors(config: dict) -> list[str]:
         errors.append(problem)
     errors += _armorm_errors(config)
     two_procs = config["launch"]["align_two_process_variants"]
-    for stage in ("sft", "reward", "align"):
+    for stage in ("sft", "reward"):
         section = emotion[stage]
-        procs = {"sft": config["launch"]["cpu_procs"]["sft"], "reward": config["launch"]["cpu_procs"]["reward_model"],
-                 "align": max([config["launch"]["cpu_procs"]["align"]] + ([2] if two_procs else []))}[stage]
+        procs = config["launch"]["cpu_procs"]["sft" if stage == "sft" else "reward_model"]
         g, m = section["global_batch"], section["micro_batch"]
         if g % (m * procs):
             errors.append(f"config key 'emotion.{stage}.global_batch' ({g}) must be divisible by micro_batch ({m}) "
                           f"x processes ({procs})")
-    if emotion["align"]["regime"] == "online" and emotion["align"]["iterations"] <= 0:
-        errors.append("config key 'emotion.align.iterations' must be > 0 in the online regime")
+    align = emotion["align"]
+    errors += _align_errors("emotion", align, max([config["launch"]["cpu_procs"]["align"]] + ([2] if two_procs else [])))
+    # Training truncates prompt + completion to align.max_length: a completion that does not fit would be
+    # scored (reward) on more text than the policy is trained on.
+    longest = emotion["pairs"]["prompt_tokens"] + max(emotion["pairs"]["max_new_tokens"], align["max_new_tokens"])
+    if longest > align["max_length"]:
+        errors.append(f"config key 'emotion.align.max_length' ({align['max_length']}) must be >= pairs.prompt_tokens "
+                      f"+ max_new_tokens ({longest}): completions would be cut in training but not when scored")
     if emotion["tokenizer"] == "train-bpe" and not isinstance(emotion["policy_model"], dict):
         errors.append("config key 'emotion.tokenizer' is 'train-bpe', which only fits models built from a config "
                       "(emotion.policy_model must then be a mapping of GPT2Config arguments)")

@@ -2,15 +2,15 @@
 
 For each prompt: the policy's chat template is applied to a one-turn user conversation (the
 prompt text first cut to ``--max-prompt-tokens`` tokens), ``n`` completions are sampled
-(temperature, top-p; left padding and the KV cache, prompts sorted by length inside a shard),
-and the reference log-probability ``logp_ref`` of every completion under the same base policy
-is computed once, with the alignment's truncation (``--logp-max-length``). Shards of prompts
+(temperature, top-p; left padding and the KV cache, prompts sorted by length inside a shard).
+Reference log-probs are not computed here: the alignment job computes them with the forward it
+trains with, so they share the policy's numerics. Shards of prompts
 are written as they finish (:mod:`.shards`); each shard's sampling seed depends only on the run
 seed and the shard index, so an interrupted and resumed run gives the same rows as one that
 never stopped.
 
 Output columns: ``prompt_idx, sample, prompt, prompt_ids, response_ids, response, n_tokens,
-finished, logp_ref``.
+finished``.
 
     python -m workflow_scripts.data.armorm_completions --prompts prompts/train.parquet --policy base_policy/ \
         --out completions/train.parquet --per-prompt 2 --temperature 0.7 --max-new-tokens 1024
@@ -30,7 +30,7 @@ import torch
 
 from ..common.io import setup_logging
 from ..common.runinfo import seed_everything
-from ..generation import sample_completions, score_logprobs, stop_token_ids
+from ..generation import sample_completions, stop_token_ids
 from ..models.build import load_causal_lm, load_tokenizer
 from .shards import run_sharded
 
@@ -58,9 +58,8 @@ def load_policy(path: str, device: torch.device):
 
 
 def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-             max_prompt_tokens: int, batch_size: int, seed: int, device, logp_max_length: int | None = None,
-             desc: str = "sampling") -> pd.DataFrame:
-    """``n`` completions per prompt (prompt-major rows), plus their log-prob under ``policy`` if asked."""
+             max_prompt_tokens: int, batch_size: int, seed: int, device, desc: str = "sampling") -> pd.DataFrame:
+    """``n`` completions per prompt (prompt-major rows)."""
     prompt_ids = [chat_prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
     order = np.argsort([len(p) for p in prompt_ids], kind="stable")      # similar lengths share a batch
     stops = stop_token_ids(policy, tokenizer)
@@ -82,10 +81,6 @@ def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: floa
         "n_tokens": [len(r) for r in responses],
         "finished": [bool(r) and r[-1] in stops for r in responses],
     })
-    if logp_max_length is not None:
-        frame["logp_ref"] = score_logprobs(policy, rep_prompts, responses, pad_id=tokenizer.pad_token_id,
-                                           batch_size=batch_size, max_length=logp_max_length, device=device,
-                                           desc="reference log-probs").numpy()
     return frame
 
 
@@ -109,8 +104,6 @@ def parse_args(argv=None):
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=1024)
     p.add_argument("--max-prompt-tokens", type=int, default=1024)
-    p.add_argument("--logp-max-length", type=int, default=2048,
-                   help="truncation of prompt + response for logp_ref (the alignment's --max-length)")
     p.add_argument("--batch-size", type=int, default=32, help="prompts per generate() call")
     p.add_argument("--shard-size", type=int, default=512, help="prompts per shard")
     p.add_argument("--seed", type=int, default=0)
@@ -139,7 +132,7 @@ def main(argv=None):
         frame = generate(policy, tokenizer, prompts[lo:hi], n=a.per_prompt, temperature=a.temperature, top_p=a.top_p,
                          max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
                          batch_size=a.batch_size, seed=shard_seed(a.seed, index), device=device,
-                         logp_max_length=a.logp_max_length, desc=f"shard {index}")
+                         desc=f"shard {index}")
         frame.insert(0, "prompt_idx", np.repeat(prompt_idx[lo:hi], a.per_prompt))
         timing["rows"] += len(frame)
         timing["seconds"] += time.time() - started
@@ -148,7 +141,7 @@ def main(argv=None):
     settings = {k: v for k, v in vars(a).items() if k not in ("out", "stop_after_shards", "batch_size")}
     merged = run_sharded(a.out, len(prompts), a.shard_size, work, {**settings, **fingerprint(prompts, a.policy)},
                          stop_after=a.stop_after_shards)
-    logger.info("this process: %d completions (with their reference log-probs) in %.1fs, %.2f completions/s "
+    logger.info("this process: %d completions in %.1fs, %.2f completions/s "
                 "(model loading excluded)", timing["rows"], timing["seconds"],
                 timing["rows"] / max(timing["seconds"], 1e-9))
     if merged is not None:

@@ -8,8 +8,7 @@ whose completions all tie has no preference and is dropped).
 
 The output is the pairs schema of ``workflow_scripts.train.align`` (offline regime):
 ``prompt_ids, y1_ids`` (chosen), ``y2_ids`` (rejected), ``r1, r2`` (the mixed z-scores, which
-REBEL variants regress on), ``label`` (always 1: y1 is preferred) and the reference log-probs
-``logp_ref_y1, logp_ref_y2`` computed once with the completions, plus bookkeeping columns.
+REBEL variants regress on), ``label`` (always 1: y1 is preferred), plus bookkeeping columns.
 
     python -m workflow_scripts.data.armorm_prefs --completions completions/train.parquet \
         --scores scores/train.parquet --objectives ultrafeedback-truthfulness helpsteer-complexity \
@@ -109,8 +108,6 @@ def build_pairs(completions: pd.DataFrame, scores: pd.DataFrame, objectives: Seq
         "r1": picks["chosen_score"].to_numpy(),
         "r2": picks["rejected_score"].to_numpy(),
         "label": np.ones(len(picks), dtype=np.int64),
-        "logp_ref_y1": chosen["logp_ref"].to_numpy(dtype=np.float64),
-        "logp_ref_y2": rejected["logp_ref"].to_numpy(dtype=np.float64),
         "chosen_sample": picks["chosen_sample"].to_numpy(),
         "rejected_sample": picks["rejected_sample"].to_numpy(),
     })
@@ -138,7 +135,7 @@ def parse_args(argv=None):
 def main(argv=None):
     setup_logging()
     a = parse_args(argv)
-    completions = pd.read_parquet(a.completions, columns=KEYS + ["prompt_ids", "response_ids", "logp_ref"])
+    completions = pd.read_parquet(a.completions, columns=KEYS + ["prompt_ids", "response_ids"])
     scores = pd.read_parquet(a.scores)
     pairs, summary = build_pairs(completions, scores, a.objectives, a.weights)
     write_frame_atomic(pairs, a.out)

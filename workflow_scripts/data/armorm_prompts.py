@@ -7,9 +7,13 @@
   files (.jsonl / .csv / .parquet) with a ``prompt`` column; duplicates dropped the same way;
 - ``--source generated`` (mini): instruction-style prompts made from templates, seeded.
 
-Writes ``train.parquet`` and ``test.parquet`` with columns ``prompt_idx`` (0..n-1) and ``prompt``.
+A **validation** set of ``--n-validation`` prompts is held out of the training prompts (seeded):
+radii and base hyperparameters are selected on it, never on the test prompts that are reported.
 
-    python -m workflow_scripts.data.armorm_prompts --source nvidia/HelpSteer2 --train-out train.parquet --test-out test.parquet
+Writes ``train.parquet``, ``validation.parquet`` and ``test.parquet`` with columns ``prompt_idx``
+(0..n-1 within the file) and ``prompt``.
+
+    python -m workflow_scripts.data.armorm_prompts --source nvidia/HelpSteer2 --n-validation 500 --out-dir prompts/
 """
 from __future__ import annotations
 
@@ -119,15 +123,24 @@ def load_prompts(source: str, seed: int = 0, n_generated: tuple[int, int] = (64,
             "test": unique_prompts(data[test_split].to_pandas(), f"{source}:{test_split}")}
 
 
+def hold_out(prompts: list[str], n_validation: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train, validation): ``n_validation`` prompts drawn at random (seeded) out of ``prompts``, order kept."""
+    if not 0 < n_validation < len(prompts):
+        raise ValueError(f"cannot hold out {n_validation} validation prompts from {len(prompts)} training prompts.")
+    held = np.zeros(len(prompts), dtype=bool)
+    held[np.random.default_rng([seed, 4_999]).choice(len(prompts), size=n_validation, replace=False)] = True
+    return [p for p, h in zip(prompts, held) if not h], [p for p, h in zip(prompts, held) if h]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, help="'generated', a local directory, or a hub dataset id")
-    p.add_argument("--train-out", required=True)
-    p.add_argument("--test-out", required=True)
-    p.add_argument("--n-train", type=int, default=0, help="keep the first n training prompts (0 = all); "
-                   "with 'generated', how many to make")
+    p.add_argument("--out-dir", required=True, help="writes train.parquet, validation.parquet, test.parquet")
+    p.add_argument("--n-train", type=int, default=0, help="keep the first n training prompts, validation included "
+                   "(0 = all); with 'generated', how many to make")
+    p.add_argument("--n-validation", type=int, default=500, help="held out of the training prompts (seeded)")
     p.add_argument("--n-test", type=int, default=0, help="keep the first n test prompts (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="generated prompts only")
+    p.add_argument("--seed", type=int, default=0, help="the validation hold-out; and the generated prompts")
     return p.parse_args(argv)
 
 
@@ -137,8 +150,11 @@ def main(argv=None):
     if a.source == "generated" and (a.n_train <= 0 or a.n_test <= 0):
         raise SystemExit("--source generated needs --n-train and --n-test > 0.")
     splits = load_prompts(a.source, a.seed, (a.n_train, a.n_test))
-    for split, out, limit in (("train", a.train_out, a.n_train), ("test", a.test_out, a.n_test)):
-        prompts = splits[split][:limit] if limit else splits[split]
+    train = splits["train"][:a.n_train] if a.n_train else splits["train"]
+    test = splits["test"][:a.n_test] if a.n_test else splits["test"]
+    train, validation = hold_out(train, a.n_validation, a.seed)
+    for split, prompts in (("train", train), ("validation", validation), ("test", test)):
+        out = Path(a.out_dir) / f"{split}.parquet"
         write_frame_atomic(pd.DataFrame({"prompt_idx": np.arange(len(prompts)), "prompt": prompts}), out)
         logger.info("%s prompts from %s: %d -> %s", split, a.source, len(prompts), out)
 

@@ -2,9 +2,9 @@
 
 Prompts are the first ``prompt_tokens`` tokens of each text. Two completions per prompt are
 sampled from the SFT policy (top-k 0, top-p 1), both are scored by the reward model, and a
-Bradley-Terry label is drawn under the training mixture r*(alpha0). The reference
-log-probs ``logp_ref`` (the SFT policy, which is also DPO's reference and REBEL's
-``anchor: reference``) are computed here, once, for every pair.
+Bradley-Terry label is drawn under the training mixture r*(alpha0). Reference log-probs are
+not computed here: the alignment job computes them with the very forward it trains with (same
+precision, attention kernel and truncation), so that they match the policy's numerics.
 
     python -m workflow_scripts.data.emotion_pairs --data DIR --policy sft/ --reward-model rm/ --out pairs.parquet
 """
@@ -20,7 +20,7 @@ import torch
 
 from ..common.io import setup_logging, write_frame_atomic
 from ..common.runinfo import seed_everything
-from ..generation import sample_completions, score_logprobs
+from ..generation import sample_completions
 from ..mixtures import MIXTURES, bradley_terry_labels, mix
 from ..models.build import load_causal_lm, load_tokenizer
 from ..models.emotion_reward import REWARD_EMOTIONS, EmotionRewardModel
@@ -94,11 +94,7 @@ def main(argv=None):
     r1 = mix(s1[:, j1], s1[:, j2], a.alpha0, a.mixture)
     r2 = mix(s2[:, j1], s2[:, j2], a.alpha0, a.mixture)
     labels = bradley_terry_labels(r1, r2, a.bt_scale, np.random.default_rng([a.seed, 1]))
-    ref1 = score_logprobs(policy, prompts, y1, pad_id=tokenizer.pad_token_id, device=device, desc="reference log-probs")
-    ref2 = score_logprobs(policy, prompts, y2, pad_id=tokenizer.pad_token_id, device=device, desc="reference log-probs")
-
-    df = pd.DataFrame({"prompt_ids": prompts, "y1_ids": y1, "y2_ids": y2, "r1": r1, "r2": r2, "label": labels,
-                       "logp_ref_y1": ref1.numpy(), "logp_ref_y2": ref2.numpy()})
+    df = pd.DataFrame({"prompt_ids": prompts, "y1_ids": y1, "y2_ids": y2, "r1": r1, "r2": r2, "label": labels})
     for j, emotion in enumerate(REWARD_EMOTIONS):
         df[f"y1_{emotion}"] = s1[:, j]
         df[f"y2_{emotion}"] = s2[:, j]

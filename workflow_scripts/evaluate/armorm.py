@@ -9,12 +9,14 @@ objective (the 19 heads and ``ArmoRM``):
   per-objective averages" of that file: this is our reading of "best-of-10";
 - ``--selection best``: per prompt, only the completion with the highest ``--best-by`` score.
 
-Writes a long CSV (``variant, radius, seed, pair, objective, value, n``) and, optionally, the
-scored completions.
+Writes a long CSV (``variant, radius, hp, seed, pair, split, objective, value, n``) and,
+optionally, the scored completions. Every policy is evaluated on the validation prompts (held
+out of training; selection) and on the test prompts (reported).
 
-    python -m workflow_scripts.evaluate.armorm --policy align/<pair>/kl-dpo/0.05/0/policy --prompts prompts/test.parquet \
-        --reward-model RLHFlow/ArmoRM-Llama3-8B-v0.1 --allowlist RLHFlow/ArmoRM-Llama3-8B-v0.1 \
-        --variant kl-dpo --radius 0.05 --seed 0 --pair <pair> --out eval.csv
+    python -m workflow_scripts.evaluate.armorm --policy align/<pair>/kl-dpo/0.05/beta0.01/0/policy \
+        --prompts prompts/test.parquet --split test --reward-model RLHFlow/ArmoRM-Llama3-8B-v0.1 \
+        --allowlist RLHFlow/ArmoRM-Llama3-8B-v0.1 --variant kl-dpo --radius 0.05 --hp beta0.01 --seed 0 \
+        --pair <pair> --out eval.csv
 """
 from __future__ import annotations
 
@@ -50,9 +52,11 @@ def aggregate(scored: pd.DataFrame, selection: str = "mean", best_by: str = "Arm
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
-    p.add_argument("--prompts", required=True, help="test prompts parquet")
+    p.add_argument("--prompts", required=True, help="validation or test prompts parquet")
+    p.add_argument("--split", default="test", choices=("validation", "test"), help="label written into the CSV")
     p.add_argument("--variant", required=True, help="label written into the CSV (sft for the base policy)")
     p.add_argument("--radius", default="0")
+    p.add_argument("--hp", default="sft", help="label: the base hyperparameter (eta1, beta0.01)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--pair", default="", help="training pair name (empty for the base policy)")
     p.add_argument("--out", required=True, help="CSV")
@@ -92,14 +96,15 @@ def main(argv=None):
     scores = scorer.score(scored["prompt"].tolist(), scored["response"].tolist(), desc="evaluation scoring")
     scored = pd.concat([scored.reset_index(drop=True), scores], axis=1)
     table = aggregate(scored, a.selection, a.best_by)
-    for column, value in (("pair", a.pair), ("seed", a.seed), ("radius", a.radius), ("variant", a.variant)):
+    for column, value in (("split", a.split), ("pair", a.pair), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
+                          ("variant", a.variant)):
         table.insert(0, column, value)
     write_frame_atomic(table, a.out)
     if a.completions_out:
         write_frame_atomic(scored.drop(columns=["prompt_ids", "response_ids"]), a.completions_out)
     means = dict(zip(table["objective"], table["value"]))
-    logger.info("%s %s radius %s seed %d: %d completions (%.1fs sampling, %.1fs scoring); ArmoRM %.4f",
-                a.variant, a.pair or "(base)", a.radius, a.seed, len(scored), generated - started,
+    logger.info("%s %s radius %s %s seed %d, %s prompts: %d completions (%.1fs sampling, %.1fs scoring); ArmoRM %.4f",
+                a.variant, a.pair or "(base)", a.radius, a.hp, a.seed, a.split, len(scored), generated - started,
                 time.time() - generated, means["ArmoRM"])
 
 

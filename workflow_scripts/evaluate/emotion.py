@@ -1,11 +1,12 @@
 """Shift evaluation of one trained policy (SPEC 5.1).
 
-Generates completions on held-out prompts (the test split's first tokens), scores them with
-the reward model, and reports the mean r*(alpha) for every alpha of the grid and both
-mixtures. One CSV row per (mixture, alpha).
+Generates completions on held-out prompts (the first tokens of the validation or test split's
+texts), scores them with the reward model, and reports the mean r*(alpha) for every alpha of
+the grid and both mixtures. One CSV row per (mixture, alpha). Every policy is evaluated on both
+splits: validation rows select radii and base hyperparameters, test rows are reported.
 
-    python -m workflow_scripts.evaluate.emotion --policy align/kl-rebel/0.5/0/policy --reward-model rm/ \
-        --data DIR --variant kl-rebel --radius 0.5 --seed 0 --out rewards.csv
+    python -m workflow_scripts.evaluate.emotion --policy align/kl-rebel/0.5/eta1/0/policy --reward-model rm/ \
+        --data DIR --split test --variant kl-rebel --radius 0.5 --hp eta1 --seed 0 --out rewards.csv
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--split", default="test")
     p.add_argument("--variant", required=True, help="label written into the CSV (sft for the baseline)")
     p.add_argument("--radius", default="0", help="label written into the CSV (canonical spelling)")
+    p.add_argument("--hp", default="sft", help="label written into the CSV: the base hyperparameter (eta1, beta0.1)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
@@ -76,12 +78,12 @@ def main(argv=None):
     scores = score_completions(reward_model, tokenizer, repeated, completions)
     j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
     table = mixture_table(scores[:, j1], scores[:, j2], a.alphas, a.mixtures)
-    table.insert(0, "seed", a.seed)
-    table.insert(0, "radius", a.radius)
-    table.insert(0, "variant", a.variant)
+    for column, value in (("split", a.split), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
+                          ("variant", a.variant)):
+        table.insert(0, column, value)
     write_frame_atomic(table, a.out)
-    logger.info("%s radius %s seed %d: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius, a.seed,
-                len(completions), a.objectives[0], scores[:, j1].mean(), a.objectives[1], scores[:, j2].mean())
+    logger.info("%s radius %s %s seed %d, %s split: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius,
+                a.hp, a.seed, a.split, len(completions), a.objectives[0], scores[:, j1].mean(), a.objectives[1], scores[:, j2].mean())
 
 
 if __name__ == "__main__":

@@ -1,17 +1,22 @@
 """ArmoRM multi-objective report: spider (radar) plots, alpha sweep and objectives table (SPEC 5.2).
 
 Inputs are the per-run evaluation CSVs of :mod:`workflow_scripts.evaluate.armorm` (long format:
-``variant, radius, seed, pair, objective, value, n``; the base policy has ``variant=sft`` and an
-empty ``pair``) and the training split's scores, which fix the scale: every objective is
+``variant, radius, hp, seed, pair, split, objective, value, n``; the base policy has
+``variant=sft``, ``hp=sft`` and an empty ``pair``) and the training split's scores, which fix the scale: every objective is
 reported as a **z-score w.r.t. the base policy's training completions** (the same mean and
 standard deviation the preference pairs were built with), so 0 is the base policy's level on
 the training prompts and one unit is one standard deviation of that objective. Means over
 completions commute with this affine map, so nothing is lost.
 
+Selection (SPEC 5.5): per training pair and variant, the radius and base hyperparameter with the
+highest mean over the evaluation axes on the **validation** prompts (held out of the training
+prompts); everything below reports the **test** prompts.
+
 Outputs:
 
 ``{table}.csv|.md|.tex``
-    One row per (training pair, variant, radius), the base policy (SFT) first in each pair: each
+    One row per (training pair, variant, radius, hp) on the test prompts, the base policy (SFT)
+    first in each pair, ``validation_score`` (the selection criterion) and ``selected``: each
     evaluation axis, ``trained_mix`` (the training mixture ``w1 z1 + w2 z2`` of the pair's own
     objectives) and ``worst_unseen`` (per seed, the minimum over the axes that are not one of the
     pair's objectives), each as mean and sample std over seeds (``<name>_mean``/``<name>_std``).
@@ -49,20 +54,31 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from workflow_scripts.report.emotion import DPO_FAMILY, SFT_COLOR, VARIANT_COLORS  # noqa: E402
+from workflow_scripts.report.selection import (  # noqa: E402
+    REPORTED_SPLIT,
+    SELECTION_SPLIT,
+    hparam_value,
+    mark_selected,
+    select_best,
+    split_rows,
+)
+from workflow_scripts.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
 from workflow_scripts.report.tables import (  # noqa: E402
     VARIANT_ORDER,
-    save_figure,
+    fmt_hparam,
     fmt_variant,
     sample_std,
+    save_figure,
     variant_sort_key,
     write_table,
 )
+from workflow_scripts.report.training import load_histories, plot_training_curves  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.report.armorm")
 
-REQUIRED_COLUMNS = ("variant", "radius", "seed", "pair", "objective", "value")
-RUN_KEYS = ["pair", "variant", "radius", "seed"]
+REQUIRED_COLUMNS = ("variant", "radius", "hp", "seed", "pair", "split", "objective", "value")
+RUN_KEYS = ["split", "pair", "variant", "radius", "hp", "seed"]
+CELL_KEYS = ["pair", "variant", "radius", "hp"]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -71,7 +87,8 @@ def load_inputs(paths: Sequence[str | Path]) -> pd.DataFrame:
         raise ValueError("no evaluation CSVs given.")
     frames = []
     for path in paths:
-        df = pd.read_csv(path, dtype={"variant": str, "radius": str, "pair": str}, keep_default_na=False)
+        df = pd.read_csv(path, dtype={"variant": str, "radius": str, "hp": str, "pair": str, "split": str},
+                         keep_default_na=False)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}.")
@@ -83,6 +100,9 @@ def load_inputs(paths: Sequence[str | Path]) -> pd.DataFrame:
             raise ValueError(f"{path}: non-numeric values.")
         frames.append(df[list(REQUIRED_COLUMNS)])
     data = pd.concat(frames, ignore_index=True)
+    bad = sorted(set(data["split"]) - {SELECTION_SPLIT, REPORTED_SPLIT})
+    if bad:
+        raise ValueError(f"unknown evaluation split(s) {bad}; expected {SELECTION_SPLIT} and {REPORTED_SPLIT}.")
     dup = data.duplicated(subset=RUN_KEYS + ["objective"])
     if dup.any():
         raise ValueError(f"duplicate evaluation rows, e.g. {data[dup].iloc[0][RUN_KEYS].to_dict()}.")
@@ -108,8 +128,9 @@ def runs_for_pair(wide: pd.DataFrame, pair: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- table
 def _sort(df: pd.DataFrame) -> pd.DataFrame:
-    return (df.assign(_o=df["variant"].map(lambda v: variant_sort_key(v)[0]), _r=pd.to_numeric(df["radius"]))
-            .sort_values(["_o", "_r"], kind="stable").drop(columns=["_o", "_r"]).reset_index(drop=True))
+    return (df.assign(_o=df["variant"].map(lambda v: variant_sort_key(v)[0]), _r=pd.to_numeric(df["radius"]),
+                      _h=df["hp"].map(hparam_value))
+            .sort_values(["_o", "_r", "_h"], kind="stable").drop(columns=["_o", "_r", "_h"]).reset_index(drop=True))
 
 
 def objectives_table(wide: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[str]) -> pd.DataFrame:
@@ -122,8 +143,9 @@ def objectives_table(wide: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[s
         runs["trained_mix"] = w1 * runs[o1] + w2 * runs[o2]
         runs["worst_unseen"] = runs[unseen].min(axis=1) if unseen else np.nan
         block = []
-        for (variant, radius), g in runs.groupby(["variant", "radius"], sort=False):
-            row = {"pair": spec["name"], "variant": variant, "radius": radius, "n_seeds": int(g["seed"].nunique())}
+        for (variant, radius, hp), g in runs.groupby(["variant", "radius", "hp"], sort=False):
+            row = {"pair": spec["name"], "variant": variant, "radius": radius, "hp": hp,
+                   "n_seeds": int(g["seed"].nunique())}
             for name in list(axes) + ["trained_mix", "worst_unseen"]:
                 values = g[name].dropna().to_numpy(dtype=float)
                 row[f"{name}_mean"] = float(values.mean()) if values.size else np.nan
@@ -133,14 +155,14 @@ def objectives_table(wide: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[s
     return pd.concat(rows, ignore_index=True)
 
 
-def best_radii(table: pd.DataFrame, axes: Sequence[str]) -> dict[tuple[str, str], str]:
-    """``{(pair, variant): radius}`` with the highest mean over the axes (seed means); ties: smallest radius."""
-    scored = table.assign(_score=table[[f"{a}_mean" for a in axes]].mean(axis=1), _r=pd.to_numeric(table["radius"]))
-    best = {}
-    for (pair, variant), g in scored[scored["variant"] != "sft"].groupby(["pair", "variant"], sort=False):
-        g = g.sort_values(["_score", "_r"], ascending=[False, True], kind="stable")
-        best[(pair, variant)] = str(g.iloc[0]["radius"])
-    return best
+def selection_scores(table: pd.DataFrame, axes: Sequence[str]) -> pd.Series:
+    """The selection criterion: the mean over the evaluation axes of the seed means."""
+    return table[[f"{a}_mean" for a in axes]].mean(axis=1)
+
+
+def select_configs(validation_table: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """Per (pair, variant), the (radius, hp) with the highest :func:`selection_scores` on VALIDATION."""
+    return select_best(validation_table.assign(score=selection_scores(validation_table, axes)), ["pair", "variant"])
 
 
 # ----------------------------------------------------------------------------- figures
@@ -154,10 +176,13 @@ def _pair_title(spec: dict) -> str:
 
 
 def _legend_label(variant: str, best: dict) -> str:
-    """``"KL-DPO (ρ=0.05)"`` when the variant has the same best radius in every panel, else the name."""
-    radii = {r for (_, v), r in best.items() if v == variant}
-    return f"{fmt_variant(variant)} (ρ={radii.pop()})" if len(radii) == 1 and variant not in ("rebel", "dpo") \
-        else fmt_variant(variant)
+    """``"KL-DPO (ρ=0.05, β=0.01)"`` when the variant has the same selection in every panel, else the name."""
+    picks = {rh for (_, v), rh in best.items() if v == variant}
+    if len(picks) != 1:
+        return fmt_variant(variant)
+    radius, hp = picks.pop()
+    robust = "" if variant in ("rebel", "dpo") else f"ρ={radius}, "
+    return f"{fmt_variant(variant)} ({robust}{fmt_hparam(hp)})"
 
 
 def _legend_title(text: str, n_panels: int) -> str:
@@ -194,11 +219,11 @@ def plot_spider(table: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[str],
                     ax.plot(closed, np.concatenate([v, v[:1]]), color=SFT_COLOR, ls="--", lw=1.5, zorder=2)
                     handles["sft"] = Line2D([], [], color=SFT_COLOR, ls="--", lw=1.5, label="SFT (base policy)")
                 for variant in _variants_in(table, spec["name"]):
-                    radius = best[(spec["name"], variant)]
-                    row = rows[(rows["variant"] == variant) & (rows["radius"] == radius)]
+                    radius, hp = best[(spec["name"], variant)]
+                    row = rows[(rows["variant"] == variant) & (rows["radius"] == radius) & (rows["hp"] == hp)]
                     v = row[[f"{a}_mean" for a in axes]].to_numpy(dtype=float)[0]
                     color = VARIANT_COLORS.get(variant, "black")
-                    ls = "--" if variant in DPO_FAMILY else "-"
+                    ls = line_style(variant)
                     ax.plot(closed, np.concatenate([v, v[:1]]), color=color, ls=ls, lw=1.6, marker="o", ms=3, zorder=3)
                     ax.fill(closed, np.concatenate([v, v[:1]]), color=color, alpha=0.04, zorder=1)
                     handles.setdefault(variant, Line2D([], [], color=color, ls=ls, lw=1.6, marker="o", ms=3,
@@ -219,9 +244,9 @@ def plot_spider(table: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[str],
             fig.legend(handles=[handles[v] for v in order], loc="upper center", bbox_to_anchor=(0.5, 0.02),
                        ncol=min(5, len(order)), frameon=False, fontsize="small", title_fontsize="small",
                        title=_legend_title("mean z-score w.r.t. the base policy's completions on the training prompts "
-                                           "(black ring: 0, their mean); each variant at its best radius (highest "
-                                           "mean over the axes, averaged over seeds); (unseen): not an objective "
-                                           "of the training pair", n))
+                                           "(black ring: 0, their mean); test prompts; each variant at the radius and "
+                                           "η/β chosen on the VALIDATION prompts (highest mean over the axes, "
+                                           "averaged over seeds); (unseen): not an objective of the training pair", n))
             return _save(fig, stem)
         finally:
             plt.close(fig)
@@ -231,11 +256,11 @@ def alpha_curves(wide: pd.DataFrame, spec: dict, alphas: Sequence[float]) -> pd.
     runs = runs_for_pair(wide, spec["name"])
     o1, o2 = spec["objectives"]
     rows = []
-    for (variant, radius), g in runs.groupby(["variant", "radius"], sort=False):
+    for (variant, radius, hp), g in runs.groupby(["variant", "radius", "hp"], sort=False):
         for alpha in alphas:
             per_seed = (alpha * g[o1] + (1 - alpha) * g[o2]).to_numpy(dtype=float)
-            rows.append({"variant": variant, "radius": radius, "alpha": float(alpha), "mean": float(per_seed.mean()),
-                         "std": sample_std(per_seed), "n": len(per_seed)})
+            rows.append({"variant": variant, "radius": radius, "hp": hp, "alpha": float(alpha),
+                         "mean": float(per_seed.mean()), "std": sample_std(per_seed), "n": len(per_seed)})
     return pd.DataFrame(rows)
 
 
@@ -255,9 +280,10 @@ def plot_alpha_sweep(wide: pd.DataFrame, table: pd.DataFrame, pairs: Sequence[di
                     ax.plot(sft["alpha"], sft["mean"], color=SFT_COLOR, ls="--", lw=1.5, zorder=2)
                     handles["sft"] = Line2D([], [], color=SFT_COLOR, ls="--", lw=1.5, label="SFT (base policy)")
                 for variant in _variants_in(table, spec["name"]):
-                    c = curves[(curves["variant"] == variant) & (curves["radius"] == best[(spec["name"], variant)])]
+                    radius, hp = best[(spec["name"], variant)]
+                    c = curves[(curves["variant"] == variant) & (curves["radius"] == radius) & (curves["hp"] == hp)]
                     color = VARIANT_COLORS.get(variant, "black")
-                    ls = "--" if variant in DPO_FAMILY else "-"
+                    ls = line_style(variant)
                     ax.plot(c["alpha"], c["mean"], color=color, ls=ls, lw=1.6, marker="o", ms=3.5, zorder=3)
                     if (c["n"] > 1).any():
                         ax.fill_between(c["alpha"], c["mean"] - c["std"], c["mean"] + c["std"], color=color,
@@ -275,8 +301,9 @@ def plot_alpha_sweep(wide: pd.DataFrame, table: pd.DataFrame, pairs: Sequence[di
             fig.legend(handles=[handles[k] for k in order], loc="upper center", bbox_to_anchor=(0.5, 0.0),
                        ncol=min(5, len(order)), frameon=False, fontsize="small", title_fontsize="small",
                        title=_legend_title("r*(α) = α z₁ + (1 − α) z₂ of the training pair's objectives (z-scores "
-                                           "w.r.t. the base policy's training completions); best radius per variant "
-                                           "as in the spider plot; bands: ±1 std over seeds", n))
+                                           "w.r.t. the base policy's training completions), test prompts; radius and "
+                                           "η/β per variant chosen on validation, as in the spider plot; bands: "
+                                           "±1 std over seeds", n))
             return _save(fig, stem)
         finally:
             plt.close(fig)
@@ -284,11 +311,13 @@ def plot_alpha_sweep(wide: pd.DataFrame, table: pd.DataFrame, pairs: Sequence[di
 
 # ----------------------------------------------------------------------------- CLI
 def table_columns(axes: Sequence[str]) -> dict[str, str]:
-    return {"pair": "Training pair", "variant": "Variant", "radius": "Radius", "n_seeds": "Seeds (n)",
-            **{a: a for a in axes}, "trained_mix": "Trained mix", "worst_unseen": "Worst unseen"}
+    return {"pair": "Training pair", "variant": "Variant", "radius": "Radius", "hp": "η / β", "n_seeds": "Seeds (n)",
+            **{a: a for a in axes}, "trained_mix": "Trained mix", "worst_unseen": "Worst unseen",
+            "validation_score": "Validation (selection)", "selected": "Selected"}
 
 
-def build_report(inputs, scores_path, pairs, axes, alphas, spider, alpha_sweep, table_stem):
+def build_report(inputs, scores_path, pairs, axes, alphas, spider, alpha_sweep, table_stem, histories=(),
+                 training=None):
     from workflow_scripts.data.armorm_prefs import zscore_stats
 
     data = load_inputs(inputs)
@@ -299,15 +328,26 @@ def build_report(inputs, scores_path, pairs, axes, alphas, spider, alpha_sweep, 
     missing = [o for o in objectives if o not in wide.columns]
     if missing:
         raise ValueError(f"evaluation CSVs lack objective(s) {missing}.")
-    table = objectives_table(wide, pairs, axes)
-    best = best_radii(table, axes)
+    validation = objectives_table(split_rows(wide, SELECTION_SPLIT), pairs, axes)
+    chosen = select_configs(validation, axes)
+    best = {(row.pair, row.variant): (row.radius, row.hp) for row in chosen.itertuples()}
+    test = split_rows(wide, REPORTED_SPLIT)
+    table = objectives_table(test, pairs, axes)
+    table = table.merge(validation.assign(validation_score=selection_scores(validation, axes))[
+        CELL_KEYS + ["validation_score"]], on=CELL_KEYS, how="left")
+    table["selected"] = mark_selected(table, chosen, ["pair", "variant"])
     write_table(table, table_stem, columns=table_columns(axes),
-                formatters={"variant": fmt_variant, "pair": lambda p: p.replace("+", " + ")},
+                formatters={"variant": fmt_variant, "pair": lambda p: p.replace("+", " + "), "hp": fmt_hparam,
+                            "selected": lambda x: "✓" if x else ""},
                 count_column="n_seeds", precision=3)
     plot_spider(table, pairs, axes, best, spider)
-    plot_alpha_sweep(wide, table, pairs, alphas, best, alpha_sweep)
-    log.info("armorm report: %d runs, %d table rows; best radii %s", len(wide), len(table),
-             ", ".join(f"{p}/{v}={r}" for (p, v), r in best.items()))
+    plot_alpha_sweep(test, table, pairs, alphas, best, alpha_sweep)
+    if training is not None:
+        plot_training_curves(load_histories(histories, group="pair"), chosen, training, group="pair",
+                             title="ArmoRM: training curves of each variant at its selected radius / η, β, "
+                                   "per training pair")
+    log.info("armorm report: %d test runs, %d table rows; selected on validation: %s", len(test), len(table),
+             ", ".join(f"{p}/{v}={r}/{h}" for (p, v), (r, h) in best.items()))
     return table, best
 
 
@@ -322,13 +362,16 @@ def parse_args(argv=None):
     p.add_argument("--spider", required=True, help="figure stem (.pdf, .png)")
     p.add_argument("--alpha-sweep", required=True, help="figure stem (.pdf, .png)")
     p.add_argument("--table", required=True, help="table stem (.csv, .md, .tex)")
+    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
+    p.add_argument("--training", help="training-curves figure stem (.pdf, .png)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
-    build_report(a.inputs, a.scores, json.loads(a.pairs_json), a.axes, a.alphas, a.spider, a.alpha_sweep, a.table)
+    build_report(a.inputs, a.scores, json.loads(a.pairs_json), a.axes, a.alphas, a.spider, a.alpha_sweep, a.table,
+                 a.histories, a.training)
     return 0
 
 

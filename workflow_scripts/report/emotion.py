@@ -1,48 +1,37 @@
-"""Emotion-alignment report: robustness table and alpha-sweep figure.
+"""Emotion-alignment report: robustness table, alpha-sweep figure and training curves.
 
-Inputs are the per-run evaluation CSVs (one per variant × radius × seed, plus
-the SFT baseline with ``variant="sft"``, ``radius="0"``), each with columns
-``variant, radius, seed, mixture, alpha, reward`` and one row per
-``(mixture, alpha)``; ``reward`` is the mean r*(alpha) of the policy's
-generations on held-out prompts.
+Inputs are the per-run evaluation CSVs (one per split x variant x radius x hp x seed, plus the
+SFT baseline with ``variant="sft"``, ``radius="0"``, ``hp="sft"``), each with columns
+``variant, radius, hp, seed, split, mixture, alpha, reward`` and one row per ``(mixture, alpha)``;
+``reward`` is the mean r*(alpha) of the policy's generations on the split's held-out prompts.
+
+Selection (SPEC 5.5): each variant's radius and base hyperparameter (REBEL's eta, DPO's beta) are
+chosen on the **validation** rows only (``--selection worst``: the highest worst case over alpha,
+averaged over seeds and both mixtures; ``mean``: the mean over alpha; ties: smallest radius, then
+smallest hyperparameter). The table and figures report the **test** rows.
 
 Outputs (nothing else is written; parent directories are created):
 
 ``{table}.csv|.md|.tex``
-    One row per ``(variant, radius)`` (SFT included).  For every
-    ``(variant, radius, seed, mixture)`` the reward is summarised over the
-    alpha grid by its **mean** and its **worst case** (min); these per-seed
-    numbers are then aggregated over seeds as mean and sample std
-    (``ddof=1``; ``0.0`` when there is a single seed).  The CSV is numeric:
+    One row per ``(variant, radius, hp)`` on the test split (SFT first). For every run the
+    reward is summarised over the alpha grid by its **mean** and its **worst case** (min); these
+    per-seed numbers are then aggregated over seeds as mean and sample std (``ddof=1``; ``0.0``
+    with a single seed): ``<mixture>_<mean|worst>_<mean|std>``. ``validation_score`` is the
+    selection criterion on validation and ``selected`` marks the chosen row of each variant.
 
-    ``variant, radius, n_seeds,
-    convex_mean_mean, convex_mean_std, convex_worst_mean, convex_worst_std,
-    geometric_mean_mean, geometric_mean_std,
-    geometric_worst_mean, geometric_worst_std``
+``{figure}.pdf|.png``
+    Two panels (convex, geometric): x = alpha, y = mean r*(alpha) on the test prompts, averaged
+    over seeds with a +-1 std band; one curve per variant at its selected radius / hp, SFT dashed
+    grey, a dotted line at the training weight alpha0.
 
-    (``<mixture>_<mean|worst>`` = statistic over alpha, then ``_mean``/``_std``
-    over seeds).  Markdown/LaTeX show Variant, Radius, Seeds (n), Convex mean,
-    Convex worst, Geometric mean, Geometric worst as ``"mean ± std"`` (mean
-    only when n=1).
-
-``{figure}.pdf|.png`` (png at dpi 150)
-    Two panels (convex, geometric mixture): x = alpha, y = mean r*(alpha)
-    averaged over seeds, with a ±1 std band (``ddof=1``) when >1 seed.
-    One curve per (non-SFT) variant at its **best radius**, SFT as a dashed
-    grey baseline, a dotted vertical line at the training weight alpha0.
-
-Best-radius rule (``--selection``):
-    ``worst`` (default): for each variant pick the radius with the highest
-    worst-case-over-alpha reward, averaged over seeds and over both mixtures
-    (i.e. the mean of the table's ``convex_worst_mean`` and
-    ``geometric_worst_mean``).  ``mean``: same with the mean over alpha.
-    Ties go to the smallest radius.  The rule is repeated in the legend title.
+``{training}.pdf|.png`` (optional)
+    The selected runs' training curves (:mod:`.training`).
 
 Usage::
 
-    python -m workflow_scripts.report.emotion --inputs a.csv b.csv ... \\
-        --alpha0 0.1 --figure results/x/figures/emotion_alpha_sweep \\
-        --table results/x/tables/emotion_robustness [--selection worst]
+    python -m workflow_scripts.report.emotion --inputs a.csv b.csv ... --alpha0 0.1 \
+        --figure results/x/figures/emotion_alpha_sweep --table results/x/tables/emotion_robustness \
+        [--histories align/*/*/*/*/history.csv --training results/x/figures/emotion_training]
 """
 
 from __future__ import annotations
@@ -64,50 +53,47 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from workflow_scripts.report.selection import (  # noqa: E402
+    REPORTED_SPLIT,
+    SELECTION_SPLIT,
+    mark_selected,
+    select_best,
+    split_rows,
+)
+from workflow_scripts.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
 from workflow_scripts.report.tables import (  # noqa: E402
     VARIANT_ORDER,
-    save_figure,
+    fmt_hparam,
     fmt_variant,
     sample_std,
+    save_figure,
     variant_sort_key,
     write_table,
 )
+from workflow_scripts.report.training import load_histories, plot_training_curves  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.report.emotion")
 
-REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "radius", "seed", "mixture", "alpha", "reward")
+REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "radius", "hp", "seed", "split", "mixture", "alpha", "reward")
 MIXTURES: tuple[str, ...] = ("convex", "geometric")
 STATS: tuple[str, ...] = ("mean", "worst")
 SELECTIONS: tuple[str, ...] = ("worst", "mean")
-REBEL_FAMILY: frozenset[str] = frozenset({"rebel", "w-rebel", "kl-rebel", "chi2-rebel"})
-DPO_FAMILY: frozenset[str] = frozenset({"dpo", "wdpo", "kl-dpo", "chi2-dpo"})
+SPLITS: tuple[str, ...] = (SELECTION_SPLIT, REPORTED_SPLIT)
 KNOWN_VARIANTS: frozenset[str] = frozenset(VARIANT_ORDER)
-RUN_KEYS: list[str] = ["variant", "radius", "seed"]
+CELL_KEYS: list[str] = ["variant", "radius", "hp"]
+RUN_KEYS: list[str] = CELL_KEYS + ["seed"]
 
 TABLE_COLUMNS: dict[str, str] = {
     "variant": "Variant",
     "radius": "Radius",
+    "hp": "η / β",
     "n_seeds": "Seeds (n)",
     "convex_mean": "Convex mean",
     "convex_worst": "Convex worst",
     "geometric_mean": "Geometric mean",
     "geometric_worst": "Geometric worst",
-}
-
-SFT_COLOR = "0.45"
-# Fixed color per variant (independent of which variants are present) so the
-# same variant has the same color in every panel and every figure.  tab10
-# without its grey (reserved for SFT).
-_TAB10 = sns.color_palette("tab10", 10)
-VARIANT_COLORS: dict[str, tuple[float, float, float]] = {
-    "rebel": _TAB10[0],
-    "w-rebel": _TAB10[1],
-    "kl-rebel": _TAB10[2],
-    "chi2-rebel": _TAB10[3],
-    "dpo": _TAB10[4],
-    "wdpo": _TAB10[5],
-    "kl-dpo": _TAB10[6],
-    "chi2-dpo": _TAB10[8],
+    "validation_score": "Validation (selection)",
+    "selected": "Selected",
 }
 
 
@@ -134,7 +120,7 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
         try:
             df = pd.read_csv(
                 path,
-                dtype={"variant": str, "radius": str, "mixture": str},
+                dtype={"variant": str, "radius": str, "hp": str, "split": str, "mixture": str},
                 keep_default_na=True,
             )
         except pd.errors.EmptyDataError:
@@ -152,8 +138,11 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
         if nan_cols:
             _fail(path, "NaN/empty value(s) in column(s) "
                         + ", ".join(f"{c} ({int(df[c].isna().sum())} rows)" for c in nan_cols))
-        for c in ("variant", "radius", "mixture"):
+        for c in ("variant", "radius", "hp", "split", "mixture"):
             df[c] = df[c].astype(str).str.strip()
+        bad_split = sorted(set(df["split"]) - set(SPLITS))
+        if bad_split:
+            _fail(path, f"unknown split(s) {bad_split}; expected one of {list(SPLITS)}")
         unknown = sorted(set(df["variant"]) - KNOWN_VARIANTS)
         if unknown:
             _fail(path, f"unknown variant(s) {unknown}; expected one of {list(VARIANT_ORDER)}")
@@ -185,7 +174,7 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
 
 
 def _check_consistency(data: pd.DataFrame) -> None:
-    key = RUN_KEYS + ["mixture", "alpha"]
+    key = ["split"] + RUN_KEYS + ["mixture", "alpha"]
     dup = data.duplicated(subset=key, keep=False)
     if dup.any():
         first = data[dup].iloc[0]
@@ -194,12 +183,12 @@ def _check_consistency(data: pd.DataFrame) -> None:
               "duplicate row(s) for " + ", ".join(f"{k}={first[k]}" for k in key))
     present = sorted(set(data["mixture"]), key=MIXTURES.index)
     grids: dict[str, tuple[float, ...] | None] = {m: None for m in present}
-    for run, g in data.groupby(RUN_KEYS, sort=True):
+    for run, g in data.groupby(["split"] + RUN_KEYS, sort=True):
         src = ", ".join(sorted(set(g["source"])))
         have = set(g["mixture"])
         lacking = [m for m in present if m not in have]
         if lacking:
-            _fail(src, f"run variant={run[0]} radius={run[1]} seed={run[2]} "
+            _fail(src, f"run split={run[0]} variant={run[1]} radius={run[2]} hp={run[3]} seed={run[4]} "
                        f"lacks mixture(s) {lacking} present in other inputs")
         for m in present:
             grid = tuple(np.round(np.sort(g.loc[g["mixture"] == m, "alpha"].to_numpy()), 9))
@@ -214,12 +203,13 @@ def _check_consistency(data: pd.DataFrame) -> None:
 # Aggregation
 # --------------------------------------------------------------------------
 def _sort_cells(df: pd.DataFrame) -> pd.DataFrame:
-    order = df["variant"].map(lambda v: variant_sort_key(v)[0])
-    radius = pd.to_numeric(df["radius"])
+    from workflow_scripts.report.selection import hparam_value
+
     return (
-        df.assign(_o=order, _r=radius)
-        .sort_values(["_o", "_r"], kind="stable")
-        .drop(columns=["_o", "_r"])
+        df.assign(_o=df["variant"].map(lambda v: variant_sort_key(v)[0]), _r=pd.to_numeric(df["radius"]),
+                  _h=df["hp"].map(hparam_value))
+        .sort_values(["_o", "_r", "_h"], kind="stable")
+        .drop(columns=["_o", "_r", "_h"])
         .reset_index(drop=True)
     )
 
@@ -234,9 +224,9 @@ def per_seed_summary(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def robustness_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Numeric robustness table, one row per ``(variant, radius)``.
+    """Numeric robustness table of one split, one row per ``(variant, radius, hp)``.
 
-    Columns: ``variant, radius, n_seeds`` and, for mixture in (convex,
+    Columns: ``variant, radius, hp, n_seeds`` and, for mixture in (convex,
     geometric) and stat in (mean, worst), ``<mixture>_<stat>_mean`` /
     ``<mixture>_<stat>_std`` — the over-alpha statistic averaged over seeds
     and its sample std (``ddof=1``, ``0.0`` for one seed).  A mixture absent
@@ -254,10 +244,11 @@ def robustness_table(data: pd.DataFrame) -> pd.DataFrame:
     wide = wide.reset_index()
 
     rows = []
-    for (variant, radius), g in wide.groupby(["variant", "radius"], sort=False):
+    for (variant, radius, hp), g in wide.groupby(CELL_KEYS, sort=False):
         row: dict[str, object] = {
             "variant": variant,
             "radius": radius,
+            "hp": hp,
             "n_seeds": int(g["seed"].nunique()),
         }
         for mix in MIXTURES:
@@ -283,25 +274,16 @@ def selection_scores(table: pd.DataFrame, selection: str = "worst") -> pd.Series
     return table[cols].mean(axis=1, skipna=True)
 
 
-def select_best_radius(table: pd.DataFrame, selection: str = "worst") -> dict[str, str]:
-    """``{variant: radius}`` maximising :func:`selection_scores` (SFT excluded).
-
-    Ties are broken towards the smallest radius.
-    """
-    scored = table.assign(
-        _score=selection_scores(table, selection), _r=pd.to_numeric(table["radius"])
-    )
-    scored = scored[(scored["variant"] != "sft") & scored["_score"].notna()]
-    best: dict[str, str] = {}
-    for variant, g in scored.groupby("variant", sort=False):
-        g = g.sort_values(["_score", "_r"], ascending=[False, True], kind="stable")
-        best[variant] = str(g.iloc[0]["radius"])
-    return dict(sorted(best.items(), key=lambda kv: variant_sort_key(kv[0])))
+def select_configs(validation_table: pd.DataFrame, selection: str = "worst") -> pd.DataFrame:
+    """Per variant, the ``(radius, hp)`` maximising :func:`selection_scores` on the VALIDATION table
+    (SFT excluded; ties: smallest radius, then smallest hyperparameter). Columns variant, radius, hp, score."""
+    scored = validation_table.assign(score=selection_scores(validation_table, selection))
+    return select_best(scored, ["variant"])
 
 
 def alpha_curves(data: pd.DataFrame) -> pd.DataFrame:
-    """Per ``(variant, radius, mixture, alpha)``: mean/std (ddof=1) over seeds."""
-    g = data.groupby(["variant", "radius", "mixture", "alpha"], sort=True)["reward"]
+    """Per ``(variant, radius, hp, mixture, alpha)``: mean/std (ddof=1) over seeds."""
+    g = data.groupby(CELL_KEYS + ["mixture", "alpha"], sort=True)["reward"]
     out = g.agg(mean="mean", n="count").reset_index()
     out["std"] = g.agg(sample_std).to_numpy()
     return out
@@ -311,23 +293,28 @@ def alpha_curves(data: pd.DataFrame) -> pd.DataFrame:
 # Figure
 # --------------------------------------------------------------------------
 def _selection_rule_text(selection: str) -> str:
-    what = "worst-case (min over α)" if selection == "worst" else "mean over α"
+    what = "worst case (min over α)" if selection == "worst" else "mean over α"
     return (
-        f"each variant at its best radius ρ = highest {what} reward,\n"
-        "averaged over seeds and both mixtures; bands: ±1 std over seeds"
+        f"test prompts; each variant at the radius ρ and η/β chosen on the VALIDATION prompts\n"
+        f"(highest {what}, mean over seeds and both mixtures); bands: ±1 std over seeds"
     )
+
+
+def _config_label(variant: str, radius: str, hp: str) -> str:
+    robust = "" if variant in ("rebel", "dpo") else f"ρ={radius}, "
+    return f"{fmt_variant(variant)} ({robust}{fmt_hparam(hp)})"
 
 
 def plot_alpha_sweep(
     data: pd.DataFrame,
-    best: dict[str, str],
+    best: dict[str, tuple[str, str]],
     alpha0: float,
     stem: str | os.PathLike[str],
     selection: str = "worst",
 ) -> dict[str, Path]:
     """Draw the two-panel alpha sweep and write ``{stem}.pdf`` and ``{stem}.png``.
 
-    One curve per variant in ``best`` at radius ``best[variant]`` (mean over
+    One curve per variant in ``best`` at its ``(radius, hp)`` (mean over
     seeds, ±1 std band when more than one seed), REBEL family solid, DPO
     family dashed, SFT (if present) dashed grey, dotted vertical line at
     ``alpha0``.  Files are written atomically.
@@ -346,12 +333,12 @@ def plot_alpha_sweep(
                 if cm.empty:
                     ax.text(0.5, 0.5, "no data", ha="center", va="center",
                             transform=ax.transAxes, color="0.4")
-                for variant, radius in best.items():
-                    c = cm[(cm["variant"] == variant) & (cm["radius"] == radius)]
+                for variant, (radius, hp) in best.items():
+                    c = cm[(cm["variant"] == variant) & (cm["radius"] == radius) & (cm["hp"] == hp)]
                     if c.empty:
                         continue
                     color = VARIANT_COLORS.get(variant, "black")
-                    ls = "--" if variant in DPO_FAMILY else "-"
+                    ls = line_style(variant)
                     x = c["alpha"].to_numpy()
                     y = c["mean"].to_numpy()
                     ax.plot(x, y, color=color, ls=ls, lw=1.8, marker="o", ms=3.5, zorder=3)
@@ -371,13 +358,13 @@ def plot_alpha_sweep(
                     ax.set_xlim(min(grid.min(), alpha0) - 0.03, max(grid.max(), alpha0) + 0.03)
 
             handles: list[Line2D] = []
-            for variant, radius in best.items():
-                if not ((curves["variant"] == variant) & (curves["radius"] == radius)).any():
+            for variant, (radius, hp) in best.items():
+                if not ((curves["variant"] == variant) & (curves["radius"] == radius) & (curves["hp"] == hp)).any():
                     continue
                 handles.append(Line2D(
                     [], [], color=VARIANT_COLORS.get(variant, "black"),
-                    ls="--" if variant in DPO_FAMILY else "-", lw=1.8, marker="o", ms=3.5,
-                    label=f"{fmt_variant(variant)} (ρ={radius})",
+                    ls=line_style(variant), lw=1.8, marker="o", ms=3.5,
+                    label=_config_label(variant, radius, hp),
                 ))
             if (curves["variant"] == "sft").any():
                 handles.append(Line2D([], [], color=SFT_COLOR, ls="--", lw=1.5, label="SFT"))
@@ -410,30 +397,41 @@ def build_report(
     figure: str | os.PathLike[str],
     table: str | os.PathLike[str],
     selection: str = "worst",
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Load ``inputs``, write the table and the figure; return (table, best radii)."""
+    histories: Sequence[str | os.PathLike[str]] = (),
+    training: str | os.PathLike[str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
+    """Load ``inputs``; select on validation, write the test table and figures; return (table, selection)."""
     if not (0.0 <= alpha0 <= 1.0):
         raise ValueError(f"--alpha0 must be in [0, 1], got {alpha0}")
     if selection not in SELECTIONS:
         raise ValueError(f"--selection must be one of {SELECTIONS}, got {selection!r}")
     data = load_inputs(inputs)
-    tab = robustness_table(data)
-    best = select_best_radius(tab, selection)
+    chosen = select_configs(robustness_table(split_rows(data, SELECTION_SPLIT)), selection)
+    best = {row.variant: (row.radius, row.hp) for row in chosen.itertuples()}
+    test = split_rows(data, REPORTED_SPLIT)
+    tab = robustness_table(test)
+    validation = robustness_table(split_rows(data, SELECTION_SPLIT))
+    scores = validation.assign(validation_score=selection_scores(validation, selection))[CELL_KEYS + ["validation_score"]]
+    tab = tab.merge(scores, on=CELL_KEYS, how="left")
+    tab["selected"] = mark_selected(tab, chosen, ["variant"])
     write_table(
         tab,
         table,
         columns=TABLE_COLUMNS,
-        formatters={"variant": fmt_variant},
+        formatters={"variant": fmt_variant, "hp": fmt_hparam, "selected": lambda x: "✓" if x else ""},
         count_column="n_seeds",
         precision=3,
     )
-    plot_alpha_sweep(data, best, alpha0, figure, selection)
-    n_runs = data[RUN_KEYS].drop_duplicates().shape[0]
+    plot_alpha_sweep(test, best, alpha0, figure, selection)
+    if training is not None:
+        plot_training_curves(load_histories(histories), chosen, training,
+                             title="Emotion: training curves of each variant at its selected radius / η, β")
+    n_runs = test[RUN_KEYS].drop_duplicates().shape[0]
     log.info(
-        "emotion report: %d runs, %d (variant, radius) rows, seeds %s; best radius (%s) %s; "
+        "emotion report: %d test runs, %d (variant, radius, hp) rows, seeds %s; selected on validation (%s) %s; "
         "table -> %s.{csv,md,tex}; figure -> %s.{pdf,png}",
-        n_runs, len(tab), sorted(set(data["seed"])), selection,
-        ", ".join(f"{fmt_variant(v)}={r}" for v, r in best.items()) or "none",
+        n_runs, len(tab), sorted(set(test["seed"])), selection,
+        ", ".join(f"{fmt_variant(v)}={r}/{h}" for v, (r, h) in best.items()) or "none",
         table, figure,
     )
     return tab, best
@@ -449,14 +447,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--figure", required=True, help="figure stem (writes .pdf and .png)")
     p.add_argument("--table", required=True, help="table stem (writes .csv, .md, .tex)")
     p.add_argument("--selection", choices=SELECTIONS, default="worst",
-                   help="best-radius criterion: over-alpha worst case (default) or mean")
+                   help="selection criterion on validation: over-alpha worst case (default) or mean")
+    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
+    p.add_argument("--training", help="training-curves figure stem (writes .pdf and .png)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection)
+    build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection, args.histories, args.training)
     return 0
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "save_figure",
     "display_frame",
     "fmt_variant",
+    "fmt_hparam",
     "format_mean_std",
     "latex_escape",
     "mean_pm_std",
@@ -93,6 +94,10 @@ _UNICODE_TO_LATEX: tuple[tuple[str, str], ...] = (
     ("χ", r"$\chi$"),
     ("²", r"$^2$"),
     ("α₀", r"$\alpha_0$"),
+    ("η", r"$\eta$"),
+    ("β", r"$\beta$"),
+    ("τ", r"$\tau$"),
+    ("✓", r"$\checkmark$"),
     ("α", r"$\alpha$"),
     ("ρ", r"$\rho$"),
     ("₀", r"$_0$"),
@@ -125,6 +130,14 @@ def fmt_variant(name: str, *, latex: bool = False) -> str:
     """
     display = VARIANT_NAMES.get(name, name)
     return latex_escape(display) if latex else display
+
+
+def fmt_hparam(spelling: str) -> str:
+    """Display of a canonical base-hyperparameter spelling: "eta10" -> "η=10", "beta0.1" -> "β=0.1"."""
+    for prefix, symbol in (("beta", "β"), ("eta", "η")):
+        if str(spelling).startswith(prefix):
+            return f"{symbol}={spelling[len(prefix):]}"
+    return MISSING
 
 
 def variant_sort_key(name: str) -> tuple[int, str]:
