@@ -75,11 +75,12 @@ def test_any_split_of_the_global_batch_trains_alike(runs, initial, variant, spli
     # is rounding (other micro-batch widths), which Adam's normalisation amplifies on near-zero gradients
     # (measured 2e-5 to 5e-5 of the update).
     assert _distance(got["params"], ref["params"]) / update < 1e-3
-    for column in ("objective", "mean_loss"):
-        assert got["history"][column] == pytest.approx(ref["history"][column], rel=1e-5, abs=1e-7), column
-    for column in ("ess_fraction", "max_weight", "penalty"):
+    # The logged statistics describe the whole global batch: at step 0 (same parameters) they agree to
+    # rounding; later steps start from parameters that differ by rounding, which the KL weights amplify by 1/tau.
+    for column in ("objective", "mean_loss", "ess_fraction", "max_weight", "penalty"):
         if column in ref["history"]:
-            assert got["history"][column] == pytest.approx(ref["history"][column], rel=1e-5, abs=1e-7), column
+            assert got["history"][column][0] == pytest.approx(ref["history"][column][0], rel=1e-6, abs=1e-8), column
+            assert got["history"][column] == pytest.approx(ref["history"][column], rel=1e-4, abs=1e-7), column
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
@@ -109,13 +110,17 @@ def test_a_reference_in_other_numerics_would_not_be_zero(tiny):
 
 # ----------------------------------------------------------------------------- REBEL's iteration structure
 def _online_aligner(tiny, out):
+    """chi2-REBEL online, iterate anchor: 2 iterations of 16 prompts, 3 passes of 2 minibatches each.
+
+    eta 10 and lr 1e-4 because the tiny random reward model's gaps are ~0.03: one Adam step moves the
+    log-ratios by more than that, so with eta 1 every step overshoots the regression target."""
     from workflow_scripts.train.align import Aligner, parse_args
 
     return Aligner(parse_args([
         "--pairs", str(tiny["pairs"]), "--policy", str(tiny["policy"]), "--reward-model", str(tiny["reward_model"]),
-        "--out", str(out), "--variant", "chi2-rebel", "--radius", "0.5", "--eta", "1", "--seed", "0",
+        "--out", str(out), "--variant", "chi2-rebel", "--radius", "0.5", "--eta", "10", "--seed", "0",
         "--regime", "online", "--anchor", "iterate", "--iterations", "2", "--iteration-batch", "16",
-        "--global-batch", "8", "--micro-batch", "4", "--updates-per-iteration", "3", "--lr", "3e-3",
+        "--global-batch", "8", "--micro-batch", "4", "--updates-per-iteration", "3", "--lr", "1e-4",
         "--warmup-ratio", "0", "--max-length", "24", "--max-new-tokens", "8", "--bt-scale", "10"]))
 
 
