@@ -23,13 +23,15 @@ def steps_per_epoch(n_examples: int, split: BatchSplit) -> int:
 
 def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable,
                      split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str,
-                     checkpointer=None) -> list[dict]:
+                     checkpointer=None, evaluate: Callable[[], dict] | None = None, eval_every: int = 0) -> list[dict]:
     """Seeded shuffles per epoch; each global batch is sliced over ranks, then micro-batches.
 
     ``make_batch(indices)`` returns tensors; ``loss_fn(engine, batch)`` returns a scalar loss.
     Returns one history row per optimizer step (rank 0's view of the loss). With a
     :class:`~.checkpoint.Checkpointer`, resumes from the newest intact checkpoint: the data
     order is a function of (seed, epoch), so the step count is the whole data position.
+    ``evaluate()`` (every ``eval_every`` steps and at the end) adds its numbers to that step's
+    row: the learning curve on held-out data.
     """
     history = []
     per_epoch = steps_per_epoch(n_examples, split)
@@ -58,6 +60,9 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
                 engine.step()
                 losses.append(float(loss))
             row = {"epoch": epoch, "step": len(history), "loss": float(np.mean(losses)), "lr": engine.get_lr()[0]}
+            if evaluate is not None and eval_every > 0 and ((len(history) + 1) % eval_every == 0
+                                                             or len(history) + 1 == total):
+                row.update(evaluate())
             history.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
