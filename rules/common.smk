@@ -43,13 +43,16 @@ wildcard_constraints:
 
 def cli_flags(section, keys=None, **renamed):
     """Config entries as command-line flags: `key: v` -> `--key v` (underscores become dashes; lists
-    space-separated; values shell-quoted). `keys` selects and orders; `renamed` maps key -> flag name."""
+    space-separated; values shell-quoted; null values left out, so the program's default applies).
+    `keys` selects and orders; `renamed` maps key -> flag name."""
     import shlex
 
     keys = list(section) if keys is None else keys
     parts = []
     for key in keys:
         value = section[key]
+        if value is None:
+            continue
         flag = "--{}".format(renamed.get(key, key).replace("_", "-"))
         values = value if isinstance(value, (list, tuple)) else [value]
         parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
@@ -62,16 +65,20 @@ def hparam_flag(wildcards):
     return f"--{name}={value:g}"
 
 
+def train_flags(section):
+    """A supervised trainer's flags (SFT, reward model): its config section, DeepSpeed and checkpointing."""
+    return " ".join([
+        cli_flags(section),
+        cli_flags(config["deepspeed"]),
+        cli_flags(config["checkpoint"], every_steps="checkpoint_every", keep="checkpoint_keep"),
+    ])
+
+
 def align_flags(experiment):
     """The flags every alignment job of an experiment shares: its align and losses sections, DeepSpeed and
     checkpointing (the variant, radius, base hyperparameter and seed come from the job's wildcards)."""
     section = config[experiment]
-    return " ".join([
-        cli_flags(section["align"]),
-        cli_flags(section["losses"]),
-        cli_flags(config["deepspeed"]),
-        cli_flags(config["checkpoint"], every_steps="checkpoint_every", keep="checkpoint_keep"),
-    ])
+    return " ".join([cli_flags(section["losses"]), train_flags(section["align"])])
 
 
 def run_label(wildcards):
@@ -110,16 +117,18 @@ def train_procs(stage, variant=None):
 
 # The launcher line of every training rule: one process per GPU the job was given, or
 # `nproc` CPU processes (gloo) when it has none. Inside a SLURM GPU job step the count is the
-# GPUs SLURM actually granted on the node (SLURM_GPUS_ON_NODE), else the `gpu` resource. The
-# shell runs with `set -u`, hence ${VAR:-}. --standalone: single node, a free rendezvous port,
-# so concurrent local jobs do not collide.
+# GPUs SLURM actually granted on the node (SLURM_GPUS_ON_NODE), else the `gpu` resource. One
+# process runs as plain `python` (no torchrun agent: seconds saved per job); several under
+# `torchrun --standalone` (single node, a free rendezvous port, so concurrent local jobs do not
+# collide). The shell runs with `set -u`, hence ${VAR:-}.
 LAUNCH = (
     "gpus={resources.gpu}; "
     'if [ "$gpus" -gt 0 ]; then nproc=${{SLURM_GPUS_ON_NODE:-$gpus}}; else nproc={resources.nproc}; fi; '
     'echo "launch: $nproc process(es); gpu resource $gpus, SLURM job ${{SLURM_JOB_ID:-none}}, '
     'CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}" >&2; '
     "export OMP_NUM_THREADS=1; "
-    "python -m torch.distributed.run --standalone --nproc_per_node $nproc -m"
+    'if [ "$nproc" -gt 1 ]; then launcher="python -m torch.distributed.run --standalone --nproc_per_node $nproc"; '
+    "else launcher=python; fi; $launcher -m"
 )
 
 

@@ -22,18 +22,12 @@ rule emotion_sft:
     params:
         model=model_spec_arg(config["emotion"]["policy_model"]),
         seed=config["seeds"][0],
-        hp=emotion_cfg("sft"),
-        ds=config["deepspeed"],
-        ck=config["checkpoint"],
+        flags=train_flags(emotion_cfg("sft")),
         run_name=config["run_name"],
         # beside the model, not inside a declared output (Snakemake removes those on failure)
         ckpt_dir=f"{EMOTION}/sft/checkpoints",
     shell:
         LAUNCH + " workflow_scripts.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
         "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} --run-info {output.run_info:q} "
-        "--seed {params.seed} --epochs {params.hp[epochs]} --global-batch {params.hp[global_batch]} "
-        "--micro-batch {params.hp[micro_batch]} --lr {params.hp[lr]} --warmup-ratio {params.hp[warmup_ratio]} "
-        "--max-length {params.hp[max_length]} --zero-stage {params.ds[zero_stage]} "
-        "--precision {params.ds[precision]} --checkpoint-dir {params.ckpt_dir:q} "
-        "--checkpoint-every {params.ck[every_steps]} --checkpoint-keep {params.ck[keep]} --run-name={params.run_name:q} "
+        "--seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} --run-name={params.run_name:q} "
         "> {log:q} 2>&1"

@@ -110,10 +110,12 @@ def test_rebuilding_one_figure_reruns_nothing_upstream(mini_copy):
 def test_online_regime_two_processes_iterate_anchor(mini_run, tmp_path):
     """REBEL's own loop: fresh pairs from pi_t each iteration, anchored at pi_t, on 2 processes."""
     metrics = align_cli(mini_run, tmp_path / "online", "--variant", "chi2-rebel", "--radius", "0.5", "--seed", "3",
-                     "--regime", "online", "--anchor", "iterate", "--iterations", "3", nproc=2)
-    assert metrics["regime"] == "online" and metrics["iterations"] == 3
+                     "--regime", "online", "--anchor", "iterate", "--iterations", "3", "--updates-per-iteration", "2",
+                     nproc=2)
+    assert metrics["regime"] == "online" and metrics["iterations"] == 3 and metrics["steps"] == 6
     history = pd.read_csv(tmp_path / "online/history.csv")
-    assert len(history) == 3 and history["mean_reward"].notna().all()
+    assert len(history) == 6 and history["mean_reward"].notna().all()
+    assert history["logratio_ref_absmax"].iloc[0] == 0.0          # the frozen reference on 2 processes
     info = json.loads((tmp_path / "online/run_info.json").read_text())
     assert info["world_size"] == 2
 

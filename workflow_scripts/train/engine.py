@@ -179,6 +179,7 @@ def add_training_args(p, *, epochs: int, max_length: int) -> None:
     p.add_argument("--micro-batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup-ratio", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--max-length", type=int, default=max_length)
     p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")

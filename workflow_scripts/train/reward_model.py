@@ -54,7 +54,6 @@ def parse_args(argv=None):
     p.add_argument("--p-single", type=float, default=None,
                    help="share of single-text examples (default: k uniform in 1..max_concat, as the WDPO protocol)")
     p.add_argument("--eval-every", type=int, default=0, help="learning-curve point every N steps (0: at the end only)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
     add_training_args(p, epochs=8, max_length=200)
     return p.parse_args(argv)
 
