@@ -151,7 +151,8 @@ def emotion_report_outputs():
     if not config["emotion"]["enabled"]:
         return []
     return expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=["emotion_alpha_sweep", "emotion_training"],
-                  ext=["pdf", "png"]) + expand(f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"])
+                  ext=["pdf", "png"]) + expand(f"{RESULTS}/tables/{{name}}.{{ext}}", name=["emotion_robustness", "emotion_verdict"],
+                                       ext=["csv", "md", "tex"])
 
 
 def emotion_pairs(wildcards):

@@ -8,7 +8,8 @@ rule emotion_pairs:
         policy=f"{EMOTION}/sft/model",
         reward_model=f"{EMOTION}/reward_model/model",
     output:
-        f"{EMOTION}/pairs/{{data_seed}}/train.parquet",
+        pairs=f"{EMOTION}/pairs/{{data_seed}}/train.parquet",
+        summary=f"{EMOTION}/pairs/{{data_seed}}/summary.json",
     conda:
         "envs/dro-rebel.yaml"
     log:
@@ -24,5 +25,6 @@ rule emotion_pairs:
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m workflow_scripts.data.emotion_pairs --data {input.data:q} --policy {input.policy:q} "
-        "--reward-model {input.reward_model:q} --out {output:q} --seed {wildcards.data_seed} {params.pairs} "
+        "--reward-model {input.reward_model:q} --out {output.pairs:q} --summary {output.summary:q} "
+        "--seed {wildcards.data_seed} {params.pairs} "
         "{params.mix} > {log:q} 2>&1"

@@ -28,6 +28,7 @@ rule emotion_report:
             category="Emotion alignment",
         ),
         tables=expand(f"{RESULTS}/tables/emotion_robustness.{{ext}}", ext=["csv", "md", "tex"]),
+        verdict=expand(f"{RESULTS}/tables/emotion_verdict.{{ext}}", ext=["csv", "md", "tex"]),
     conda:
         "envs/dro-rebel.yaml"
     log:
@@ -39,7 +40,8 @@ rule emotion_report:
         figure=subpath(output.pdf, strip_suffix=".pdf"),
         training=subpath(output.training_pdf, strip_suffix=".pdf"),
         table=lambda wildcards, output: os.path.splitext(output.tables[0])[0],
+        verdict=lambda wildcards, output: os.path.splitext(output.verdict[0])[0],
     shell:
         "python -m workflow_scripts.report.emotion --inputs {input.evals:q} --histories {input.histories:q} "
         "--alpha0 {params.alpha0} --figure {params.figure:q} --training {params.training:q} "
-        "--table {params.table:q} > {log:q} 2>&1"
+        "--table {params.table:q} --verdict {params.verdict:q} > {log:q} 2>&1"

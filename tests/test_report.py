@@ -313,3 +313,37 @@ def test_duplicate_and_grid_mismatch_rejected(inputs, tmp_path):
     df.to_csv(odd, index=False)
     with pytest.raises(ValueError, match=r"odd_grid\.csv.*alpha grid"):
         emotion.load_inputs([*inputs, odd])
+
+
+# --------------------------------------------------------------------------
+# verdict: robust minus base, paired by seed, 95% t-interval
+# --------------------------------------------------------------------------
+def _worst_case_rows(variant, radius, hp, seed, worst):
+    """Test rows whose worst case over alpha is `worst` (both mixtures)."""
+    return [{"variant": variant, "radius": radius, "hp": hp, "seed": seed, "split": "test", "mixture": m,
+             "alpha": a, "reward": worst + (0.3 if a < 1 else 0.0)} for m in ("convex", "geometric") for a in ALPHAS]
+
+
+def test_verdict_is_a_paired_t_interval_over_seeds():
+    base = {0: 0.50, 1: 0.40, 2: 0.45}
+    robust = {"kl-rebel": {0: 0.60, 1: 0.52, 2: 0.53},     # +0.10, +0.12, +0.08: better
+              "chi2-rebel": {0: 0.55, 1: 0.35, 2: 0.46}}    # +0.05, -0.05, +0.01: same
+    rows = [r for s, w in base.items() for r in _worst_case_rows("rebel", "0", "eta1", s, w)]
+    for v, per_seed in robust.items():
+        rows += [r for s, w in per_seed.items() for r in _worst_case_rows(v, "0.5", "eta10", s, w)]
+    test = pd.DataFrame(rows)
+    best = {"rebel": ("0", "eta1"), "kl-rebel": ("0.5", "eta10"), "chi2-rebel": ("0.5", "eta10")}
+    table = emotion.verdict_table(test, best).set_index("robust")
+    t975_2 = 4.302652729911275                               # Student t, 2 degrees of freedom, 97.5% quantile
+    for v, expected_verdict in (("kl-rebel", "better"), ("chi2-rebel", "same")):
+        d = [robust[v][s] - base[s] for s in base]
+        half = t975_2 * statistics.stdev(d) / 3 ** 0.5
+        row = table.loc[v]
+        assert row["n_seeds"] == 3 and row["base"] == "rebel" and row["base_hp"] == "eta1"
+        for mix in ("convex", "geometric"):
+            assert row[f"{mix}_delta"] == pytest.approx(statistics.fmean(d), abs=1e-12)
+            assert row[f"{mix}_ci_low"] == pytest.approx(statistics.fmean(d) - half, abs=1e-10)
+            assert row[f"{mix}_ci_high"] == pytest.approx(statistics.fmean(d) + half, abs=1e-10)
+            assert row[f"{mix}_verdict"] == expected_verdict
+    assert "wdpo" not in table.index                         # pairs whose variants did not run are left out
+    assert emotion.verdict_of(-0.3, -0.1) == "worse" and emotion.verdict_of(float("nan"), 1.0) == "n/a"

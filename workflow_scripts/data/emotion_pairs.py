@@ -6,6 +6,9 @@ Bradley-Terry label is drawn under the training mixture r*(alpha0). Reference lo
 not computed here: the alignment job computes them with the very forward it trains with (same
 precision, attention kernel and truncation), so that they match the policy's numerics.
 
+``--summary`` records how informative the pairs are: the spread of r1 and r2, of |r1 - r2|, and the
+share of pairs whose Bradley-Terry label is not a coin flip (|P(y1 > y2) - 1/2| >= 0.1).
+
     python -m workflow_scripts.data.emotion_pairs --data DIR --policy sft/ --reward-model rm/ --out pairs.parquet
 """
 from __future__ import annotations
@@ -18,10 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..common.io import setup_logging, write_frame_atomic
+from ..common.io import setup_logging, write_frame_atomic, write_json_atomic
 from ..common.runinfo import seed_everything
 from ..generation import sample_completions
-from ..mixtures import MIXTURES, bradley_terry_labels, mix
+from ..mixtures import MIXTURES, bradley_terry_labels, mix, preference_probability
 from ..models.build import load_causal_lm, load_tokenizer
 from ..models.emotion_reward import REWARD_EMOTIONS, EmotionRewardModel
 from .emotion import load_emotion_split
@@ -50,6 +53,27 @@ def score_completions(reward_model: EmotionRewardModel, tokenizer, prompts, comp
     return scores[:, [reward_model.labels.index(e) for e in REWARD_EMOTIONS]]
 
 
+#: A Bradley-Terry probability within this distance of 1/2 counts as a coin flip in the summary.
+COIN_FLIP_MARGIN = 0.1
+
+
+def spread(values) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    q = np.quantile(v, [0.05, 0.5, 0.95])
+    return {"mean": float(v.mean()), "std": float(v.std()), "p05": float(q[0]), "p50": float(q[1]), "p95": float(q[2])}
+
+
+def pairs_summary(r1, r2, labels, scale: float, objectives: dict) -> dict:
+    """How much signal the pairs carry: reward spread, gaps, and labels that are not coin flips."""
+    p = preference_probability(r1, r2, scale)
+    return {"n_pairs": int(len(r1)), "bt_scale": scale, "r1": spread(r1), "r2": spread(r2),
+            "abs_gap": spread(np.abs(np.asarray(r1) - np.asarray(r2))),
+            "objectives": {name: spread(values) for name, values in objectives.items()},
+            "label_mean": float(np.mean(labels)),
+            "coin_flip_margin": COIN_FLIP_MARGIN,
+            "not_coin_flip_fraction": float(np.mean(np.abs(p - 0.5) >= COIN_FLIP_MARGIN))}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="emotion dataset (hub id or local directory)")
@@ -57,6 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--policy", required=True, help="SFT policy directory (with its tokenizer)")
     p.add_argument("--reward-model", required=True)
     p.add_argument("--out", required=True, help="pairs parquet")
+    p.add_argument("--summary", help="summary JSON: reward spread and label informativeness")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-prompts", type=int, default=0, help="0 = every text of the split")
     p.add_argument("--prompt-tokens", type=int, default=4)
@@ -99,8 +124,14 @@ def main(argv=None):
         df[f"y1_{emotion}"] = s1[:, j]
         df[f"y2_{emotion}"] = s2[:, j]
     write_frame_atomic(df, a.out)
-    logger.info("wrote %d pairs to %s: mean r(alpha0=%.2f) %.4f, |r1 - r2| %.4f, P(label=1) %.3f",
-                len(df), a.out, a.alpha0, float(np.mean([r1, r2])), float(np.mean(np.abs(r1 - r2))), labels.mean())
+    summary = pairs_summary(r1, r2, labels, a.bt_scale,
+                            {e: np.concatenate([s1[:, j], s2[:, j]]) for j, e in enumerate(REWARD_EMOTIONS)})
+    if a.summary:
+        write_json_atomic(a.summary, summary)
+    logger.info("wrote %d pairs to %s: r1 %.4f +- %.4f, r2 %.4f +- %.4f, |r1 - r2| %.4f; %.1f%% of the labels are not "
+                "coin flips (|P - 1/2| >= %.1f); P(label=1) %.3f", len(df), a.out, summary["r1"]["mean"],
+                summary["r1"]["std"], summary["r2"]["mean"], summary["r2"]["std"], summary["abs_gap"]["mean"],
+                100 * summary["not_coin_flip_fraction"], COIN_FLIP_MARGIN, labels.mean())
 
 
 if __name__ == "__main__":

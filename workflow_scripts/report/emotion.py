@@ -27,6 +27,12 @@ Outputs (nothing else is written; parent directories are created):
 ``{training}.pdf|.png`` (optional)
     The selected runs' training curves (:mod:`.training`).
 
+``{verdict}.csv|.md|.tex`` (optional)
+    Per robust / base pair (W-REBEL vs REBEL, ..., chi2-DPO vs DPO), each at its selected radius / hp:
+    the difference in worst-case-over-alpha test reward, paired by seed (same preference data and
+    evaluation prompts per seed), its mean and 95% t-interval over seeds, and a verdict: ``better``
+    (interval above 0), ``worse`` (below 0), ``same`` (it contains 0), ``n/a`` with one seed.
+
 Usage::
 
     python -m workflow_scripts.report.emotion --inputs a.csv b.csv ... --alpha0 0.1 \
@@ -292,6 +298,64 @@ def alpha_curves(data: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 # Figure
 # --------------------------------------------------------------------------
+#: The robust variants and the base each is compared with.
+ROBUST_VS_BASE: tuple[tuple[str, str], ...] = (
+    ("w-rebel", "rebel"), ("kl-rebel", "rebel"), ("chi2-rebel", "rebel"),
+    ("wdpo", "dpo"), ("kl-dpo", "dpo"), ("chi2-dpo", "dpo"),
+)
+CONFIDENCE = 0.95
+
+
+def paired_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval of paired differences (NaN bounds with fewer than 2 pairs)."""
+    from scipy.stats import t
+
+    d = np.asarray(differences, dtype=float)
+    if d.size < 2:
+        return float(d.mean()) if d.size else float("nan"), float("nan"), float("nan")
+    half = t.ppf(0.5 + confidence / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def verdict_of(low: float, high: float) -> str:
+    if np.isnan(low) or np.isnan(high):
+        return "n/a"
+    return "better" if low > 0 else "worse" if high < 0 else "same"
+
+
+def verdict_table(test: pd.DataFrame, best: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Robust minus base worst case over alpha, paired by seed, at the validation-selected configs."""
+    per_seed = per_seed_summary(test)
+    rows = []
+    for robust, base in ROBUST_VS_BASE:
+        if robust not in best or base not in best:
+            continue
+        row: dict[str, object] = {"robust": robust, "base": base, "robust_radius": best[robust][0],
+                                  "robust_hp": best[robust][1], "base_hp": best[base][1]}
+        for mix in MIXTURES:
+            runs = {}
+            for variant in (robust, base):
+                radius, hp = best[variant]
+                sel = per_seed[(per_seed["variant"] == variant) & (per_seed["radius"] == radius)
+                               & (per_seed["hp"] == hp) & (per_seed["mixture"] == mix)]
+                runs[variant] = sel.set_index("seed")["worst"]
+            paired = pd.concat(runs, axis=1, join="inner").dropna()
+            mean, low, high = paired_interval((paired[robust] - paired[base]).to_numpy())
+            row["n_seeds"] = len(paired)
+            row.update({f"{mix}_delta": mean, f"{mix}_ci_low": low, f"{mix}_ci_high": high,
+                        f"{mix}_verdict": verdict_of(low, high)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+VERDICT_COLUMNS: dict[str, str] = {
+    "robust": "Robust", "base": "Base", "robust_radius": "ρ", "robust_hp": "η / β (robust)", "base_hp": "η / β (base)",
+    "n_seeds": "Seeds (n)", "convex_delta": "Δ worst (convex)", "convex_ci_low": "95% CI low", "convex_ci_high":
+    "95% CI high", "convex_verdict": "Verdict (convex)", "geometric_delta": "Δ worst (geometric)",
+    "geometric_ci_low": "95% CI low ", "geometric_ci_high": "95% CI high ", "geometric_verdict": "Verdict (geometric)",
+}
+
+
 def _selection_rule_text(selection: str) -> str:
     what = "worst case (min over α)" if selection == "worst" else "mean over α"
     return (
@@ -399,6 +463,7 @@ def build_report(
     selection: str = "worst",
     histories: Sequence[str | os.PathLike[str]] = (),
     training: str | os.PathLike[str] | None = None,
+    verdict: str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
     """Load ``inputs``; select on validation, write the test table and figures; return (table, selection)."""
     if not (0.0 <= alpha0 <= 1.0):
@@ -423,6 +488,14 @@ def build_report(
         precision=3,
     )
     plot_alpha_sweep(test, best, alpha0, figure, selection)
+    if verdict is not None:
+        verdicts = verdict_table(test, best)
+        write_table(verdicts, verdict, columns=VERDICT_COLUMNS,
+                    formatters={"robust": fmt_variant, "base": fmt_variant, "robust_hp": fmt_hparam,
+                                "base_hp": fmt_hparam}, precision=3)
+        for row in verdicts.itertuples():
+            log.info("verdict %s vs %s: convex worst-case difference %+.4f [%.4f, %.4f] -> %s", row.robust, row.base,
+                     row.convex_delta, row.convex_ci_low, row.convex_ci_high, row.convex_verdict)
     if training is not None:
         plot_training_curves(load_histories(histories), chosen, training,
                              title="Emotion: training curves of each variant at its selected radius / η, β")
@@ -450,13 +523,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="selection criterion on validation: over-alpha worst case (default) or mean")
     p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
     p.add_argument("--training", help="training-curves figure stem (writes .pdf and .png)")
+    p.add_argument("--verdict", help="robust-vs-base verdict table stem (writes .csv, .md, .tex)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection, args.histories, args.training)
+    build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection, args.histories, args.training,
+                 args.verdict)
     return 0
 
 
