@@ -31,3 +31,19 @@ rule all:
         emotion_report_outputs(),
         armorm_report_outputs(),
         radius_coverage_outputs(),
+
+
+# One target per experiment (each empty when the experiment is disabled).
+rule emotion:
+    input:
+        emotion_report_outputs(),
+
+
+rule armorm:
+    input:
+        armorm_report_outputs(),
+
+
+rule radius_coverage:
+    input:
+        radius_coverage_outputs(),

@@ -187,6 +187,8 @@ def radius_coverage_csvs():
 
 
 def radius_coverage_outputs():
+    if not rc_cfg("enabled"):
+        return []
     return expand(f"{RESULTS}/figures/radius_coverage.{{ext}}", ext=["pdf", "png"]) + expand(
         f"{RESULTS}/tables/radius_coverage_rates.{{ext}}", ext=["csv", "md", "tex"]
     )

@@ -398,7 +398,7 @@ class Aligner:
             for row in rows:
                 row["step"] = len(history)
                 history.append(row)
-            bar.set_postfix(objective=f"{rows[-1]['objective']:.4f}")
+            bar.set_postfix(objective=f"{rows[-1]['objective']:.4f}", refresh=False)
             if self.rank == 0 and (t % max(1, self.iterations // 10) == 0 or t == self.iterations - 1):
                 logger.info("iteration %d/%d %s", t + 1, self.iterations,
                             " ".join(f"{k}={v:.5g}" for k, v in rows[-1].items()

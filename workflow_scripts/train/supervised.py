@@ -65,7 +65,7 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
                 row.update(evaluate())
             history.append(row)
             bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
             if rank == 0 and (len(history) % max(1, total // 10) == 0 or len(history) == total):
                 logger.info("%s step %d/%d epoch %d loss %.4f lr %.3g", desc, len(history), total, epoch, row["loss"], row["lr"])
             if checkpointer:
