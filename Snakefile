@@ -1,5 +1,6 @@
-# DRO-REBEL reproduction: SFT -> reward model -> alignment (variant x radius x seed) -> evaluation -> figures.
-# This file only includes the rule files and declares the targets; helpers live in rules/common.smk.
+# DRO-REBEL reproduction: SFT -> reward models -> alignment (variant x radius x eta/beta x seed) -> evaluation ->
+# figures and tables, for each experiment. This file only includes the rule files and declares the targets;
+# shared helpers live in rules/common.smk, the alignment / evaluation templates in rules/core.smk.
 #   snakemake --cores 2 --configfile presets/mini.yaml all     # mini preset, offline, CPU
 #   snakemake --profile slurm all                              # paper preset on a cluster (see README)
 from snakemake.utils import min_version
@@ -12,15 +13,12 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config.yaml"
 
 
+report: "rules/report/workflow.rst"
+
+
 include: "rules/common.smk"
-include: "rules/canary.smk"
-include: "rules/data.smk"
-include: "rules/sft.smk"
-include: "rules/reward_model.smk"
-include: "rules/pairs.smk"
-include: "rules/align.smk"
-include: "rules/evaluate.smk"
-include: "rules/report.smk"
+include: "rules/core.smk"
+include: "rules/emotion.smk"
 include: "rules/armorm.smk"
 include: "rules/radius_coverage.smk"
 
@@ -28,22 +26,22 @@ include: "rules/radius_coverage.smk"
 rule all:
     default_target: True
     input:
-        emotion_report_outputs(),
-        armorm_report_outputs(),
-        radius_coverage_outputs(),
+        E.outputs(),
+        A.outputs(),
+        RC.outputs(),
 
 
 # One target per experiment (each empty when the experiment is disabled).
 rule emotion:
     input:
-        emotion_report_outputs(),
+        E.outputs(),
 
 
 rule armorm:
     input:
-        armorm_report_outputs(),
+        A.outputs(),
 
 
 rule radius_coverage:
     input:
-        radius_coverage_outputs(),
+        RC.outputs(),

@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workflow_scripts.train.align import Aligner, history_frame, parse_args  # noqa: E402
+from workflow_scripts.core.train.align import Aligner, history_frame, parse_args  # noqa: E402
 
 VARIANTS = {"rebel": 0, "w-rebel": 1.0, "kl-rebel": 0.5, "chi2-rebel": 0.5,
             "dpo": 0, "wdpo": 1.0, "kl-dpo": 0.5, "chi2-dpo": 0.5}

@@ -15,8 +15,8 @@ WORDS = ("i feel so angry and scared today", "what a lovely sunny day with frien
 def build(directory: Path, *, n_pairs: int = 64, seed: int = 0) -> dict[str, Path]:
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
-    from workflow_scripts.data.tokenizer import train_bpe_tokenizer
-    from workflow_scripts.models.emotion_reward import REWARD_EMOTIONS
+    from workflow_scripts.core.tokenizer import train_bpe_tokenizer
+    from workflow_scripts.emotion.reward import REWARD_EMOTIONS
 
     directory = Path(directory)
     tok = train_bpe_tokenizer(list(WORDS) * 20, 300, directory / "tokenizer")

@@ -24,8 +24,9 @@ def align_cli(mini_run, out, *extra, nproc=1, env=None, check=True):
     """The alignment entry point on the mini run's pairs and SFT policy, through torchrun."""
     em = Path(mini_run) / "results/mini/emotion"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "workflow_scripts.train.align", "--pairs", str(em / "pairs/0/train.parquet"),
-           "--policy", str(em / "sft/model"), "--reward-model", str(em / "reward_model/model"), "--out", str(out),
+           "-m", "workflow_scripts.core.train.align", "--pairs", str(em / "pairs/0/train.parquet"),
+           "--policy", str(em / "sft/model"), "--reward-model", str(em / "reward_model/model"),
+           "--scorer", "workflow_scripts.emotion.reward:EmotionScorer", "--out", str(out),
            "--eta", "10", "--beta", "0.1", "--global-batch", "16", "--micro-batch", "8", "--lr", "1e-3",
            "--max-length", "40", "--max-new-tokens", "12", "--bt-scale", "10", *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)

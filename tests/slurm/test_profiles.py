@@ -15,8 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts.canary import evaluate_checks  # noqa: E402
-from workflow_scripts.config import coerce_cli_strings, validate_config  # noqa: E402
+from workflow_scripts.tools.canary import evaluate_checks  # noqa: E402
+from workflow_scripts.core.config import coerce_cli_strings, validate_config  # noqa: E402
 
 GPU_RULES = ["gpu_canary", "emotion_sft", "emotion_reward_model", "emotion_pairs", "emotion_align", "emotion_evaluate"]
 

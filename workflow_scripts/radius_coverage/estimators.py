@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog, minimize
 
-from .model import SETS, Problem, sigmoid
+from workflow_scripts.radius_coverage.model import SETS, Problem, sigmoid
 
 
 # --------------------------------------------------------------------------- per-cell losses
@@ -82,7 +82,7 @@ def chi2_dual_weighted(losses, weights, rho: float) -> tuple[float, float, np.nd
 
     Returns ``(eta*, value, P)`` with ``value = min_eta eta + sqrt(1 + 2 rho) sqrt(sum_c w_c
     (l_c - eta)_+^2) = sup_P E_P l`` and the worst case ``P_c = w_c (l_c - eta*)_+ / sum_j w_j
-    (l_j - eta*)_+``. The loss library's :func:`~workflow_scripts.losses.chi2_dual` with weights:
+    (l_j - eta*)_+``. The loss library's :func:`~workflow_scripts.core.losses.chi2_dual` with weights:
     sort the losses decreasingly; with the top k active (total weight ``W_k``, weighted mean
     ``m_k``, weighted variance ``v_k``) the objective on the piece ``[s_{k+1}, s_k]`` is
     ``eta + c sqrt(W_k (v_k + (m_k - eta)^2))``, with stationary point ``eta = m_k - sqrt(v_k /

@@ -51,9 +51,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import chi2 as chi2_law  # noqa: E402
 
-from workflow_scripts.report.tables import atomic_path, save_figure, write_table  # noqa: E402
+from workflow_scripts.core.report.tables import atomic_path, save_figure, write_table  # noqa: E402
 
-from .model import BASES, SETS  # noqa: E402
+from workflow_scripts.radius_coverage.model import BASES, SETS  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.radius_coverage.report")
 

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from workflow_scripts.report.tables import atomic_path
+from workflow_scripts.core.report.tables import atomic_path
 
-from .estimators import fit, fit_nonrobust
-from .model import BASES, SETS, divergence, ground_cost, make_problem, sample_counts
+from workflow_scripts.radius_coverage.estimators import fit, fit_nonrobust
+from workflow_scripts.radius_coverage.model import BASES, SETS, divergence, ground_cost, make_problem, sample_counts
 
 log = logging.getLogger("workflow_scripts.radius_coverage.simulate")
 

@@ -1,0 +1,98 @@
+# Rules shared by every experiment: the GPU canary, and the alignment and evaluation rules as
+# TEMPLATES. Each experiment uses them with its own inputs and paths (`use rule align as
+# emotion_align with: ...`), so a fix here reaches every experiment. The templates' own outputs live
+# under results/<preset>/templates/, which nothing requests: they never run themselves.
+
+
+wildcard_constraints:
+    variant="|".join(VARIANTS),
+    radius=r"[0-9][0-9.e+-]*",
+    hp=r"(eta|beta)[0-9][0-9.e+-]*",
+    seed=r"\d+",
+    data_seed=r"\d+",
+    split="|".join(EVAL_SPLITS),
+
+
+# The GPU canary: one short job, launched exactly like an alignment job (same launcher, same
+# resources under the SLURM profile), that records the devices, SLURM allocation and world size
+# each rank sees, and fails if they disagree. With `launch.canary: true` (set by profiles/slurm)
+# every alignment job depends on it, so a misconfigured allocation stops the grid in minutes rather
+# than after hours.
+rule gpu_canary:
+    output:
+        f"{RESULTS}/canary/gpu_job.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/canary/gpu_job.log",
+    benchmark:
+        f"{BENCHMARKS}/canary/gpu_job.tsv"
+    threads: 2
+    resources:
+        gpu=0,
+        nproc=2,
+    shell:
+        launch("workflow_scripts.tools.canary --out {output:q} --expected-gpus {resources.gpu} > {log:q} 2>&1")
+
+
+# One DeepSpeed alignment job: the ONE entry point (workflow_scripts.core.train.align) for every
+# variant, radius, eta/beta and seed of every experiment. An experiment sets the inputs (pairs, initial
+# policy), the paths, and `params.flags` (its losses and align sections; its scorer for the online regime).
+rule align:
+    input:
+        pairs=f"{RESULTS}/templates/align/pairs.parquet",
+        policy=f"{RESULTS}/templates/align/policy",
+    output:
+        policy=directory(f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    threads: W.align_procs
+    resources:
+        gpu=0,
+        nproc=W.align_procs,
+    params:
+        out=subpath(output.metrics, parent=True),
+        hp=hparam_flag,
+        flags="",
+        run_name=config["run_name"],
+    shell:
+        launch(
+            "workflow_scripts.core.train.align --pairs {input.pairs:q} --policy {input.policy:q} "
+            "--out {params.out:q} --variant {wildcards.variant} --radius {wildcards.radius} {params.hp} "
+            "--seed {wildcards.seed} {params.flags} --run-name={params.run_name:q} > {log:q} 2>&1"
+        )
+
+
+# One policy's generations on the validation or test prompts, scored (radii and eta/beta are selected on
+# validation, results reported on test). An experiment sets the inputs, the paths, `params.module` (its
+# evaluation CLI) and `params.flags` (data and reward-model arguments, its evaluate section).
+rule evaluate:
+    input:
+        policy=f"{RESULTS}/templates/evaluate/policy",
+    output:
+        csv=f"{RESULTS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{RESULTS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=0,
+    params:
+        module="workflow_scripts.templates.evaluate",
+        label=run_label,
+        flags="",
+    shell:
+        "export OMP_NUM_THREADS={threads}; python -m {params.module} --policy {input.policy:q} "
+        "--split {wildcards.split} {params.label} --seed {wildcards.seed} --out {output.csv:q} "
+        "--completions-out {output.completions:q} {params.flags} > {log:q} 2>&1"

@@ -1,0 +1,226 @@
+# Emotion alignment (SPEC 5.1): data -> tokenizer -> SFT -> reward model -> pairs{data_seed}
+# -> align{variant,radius,hp,seed} -> evaluate{validation,test} -> report. Code: workflow_scripts/emotion/.
+from workflow_scripts.emotion.workflow import EmotionRules
+
+E = EmotionRules(W)
+EMOTION = E.root
+
+
+rule emotion_data:
+    output:
+        directory(f"{EMOTION}/data"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/emotion/data.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/data.tsv"
+    params:
+        source=E.cfg["dataset"],
+        generate=cli_flags(E.cfg["generate_dataset"] or {}),
+        carve=E.cfg["test_from_validation"],
+    shell:
+        "python -m workflow_scripts.emotion.prepare --source {params.source:q} {params.generate} "
+        "--test-from-validation {params.carve} --out {output:q} > {log:q} 2>&1"
+
+
+rule emotion_tokenizer:
+    input:
+        f"{EMOTION}/data",
+    output:
+        directory(f"{EMOTION}/tokenizer"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/emotion/tokenizer.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/tokenizer.tsv"
+    params:
+        source=E.cfg["tokenizer"],
+        vocab=E.cfg["tokenizer_vocab_size"],
+    shell:
+        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
+        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+
+
+rule emotion_sft:
+    input:
+        data=f"{EMOTION}/data",
+        tokenizer=f"{EMOTION}/tokenizer",
+    output:
+        model=directory(f"{EMOTION}/sft/model"),
+        metrics=f"{EMOTION}/sft/metrics.json",
+        run_info=f"{EMOTION}/sft/run_info.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/emotion/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/sft.tsv"
+    threads: W.procs("sft")
+    resources:
+        gpu=0,
+        nproc=W.procs("sft"),
+    params:
+        model=model_spec_arg(E.cfg["policy_model"]),
+        seed=config["seeds"][0],
+        flags=W.train_flags(E.cfg["sft"]),
+        run_name=config["run_name"],
+        # beside the model, not inside a declared output (Snakemake removes those on failure)
+        ckpt_dir=f"{EMOTION}/sft/checkpoints",
+    shell:
+        launch(
+            "workflow_scripts.core.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
+            "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
+            "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
+            "--run-name={params.run_name:q} > {log:q} 2>&1"
+        )
+
+
+rule emotion_reward_model:
+    input:
+        data=f"{EMOTION}/data",
+        tokenizer=f"{EMOTION}/tokenizer",
+    output:
+        model=directory(f"{EMOTION}/reward_model/model"),
+        metrics=f"{EMOTION}/reward_model/metrics.json",
+        run_info=f"{EMOTION}/reward_model/run_info.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/emotion/reward_model.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/reward_model.tsv"
+    threads: W.procs("reward_model")
+    resources:
+        gpu=0,
+        nproc=W.procs("reward_model"),
+    params:
+        model=model_spec_arg(E.cfg["reward_model"]),
+        seed=config["seeds"][0],
+        flags=W.train_flags(E.cfg["reward"]),
+        run_name=config["run_name"],
+        ckpt_dir=f"{EMOTION}/reward_model/checkpoints",
+    shell:
+        launch(
+            "workflow_scripts.emotion.train_reward --data {input.data:q} --tokenizer {input.tokenizer:q} "
+            "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
+            "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
+            "--run-name={params.run_name:q} > {log:q} 2>&1"
+        )
+
+
+# Preference pairs from the SFT policy, scored by the reward model, labelled under r*(alpha0); one set per
+# data seed (emotion.pairs.per_seed: the training seed; else the first seed).
+rule emotion_pairs:
+    input:
+        data=f"{EMOTION}/data",
+        policy=f"{EMOTION}/sft/model",
+        reward_model=f"{EMOTION}/reward_model/model",
+    output:
+        pairs=f"{EMOTION}/pairs/{{data_seed}}/train.parquet",
+        summary=f"{EMOTION}/pairs/{{data_seed}}/summary.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/emotion/pairs/{{data_seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/pairs/{{data_seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=0,
+    params:
+        pairs=cli_flags(E.cfg["pairs"], ["n_prompts", "prompt_tokens", "max_new_tokens", "top_k", "top_p"]),
+        mix=E.mixture_flags(),
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m workflow_scripts.emotion.pairs --data {input.data:q} --policy {input.policy:q} "
+        "--reward-model {input.reward_model:q} --out {output.pairs:q} --summary {output.summary:q} "
+        "--seed {wildcards.data_seed} {params.pairs} {params.mix} > {log:q} 2>&1"
+
+
+use rule align as emotion_align with:
+    input:
+        pairs=E.pairs_path,
+        policy=f"{EMOTION}/sft/model",
+        reward_model=f"{EMOTION}/reward_model/model",
+        **W.canary_input(),
+    output:
+        policy=directory(f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+    log:
+        f"{LOGS}/emotion/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        flags=E.align_flags,
+
+
+use rule evaluate as emotion_evaluate with:
+    input:
+        policy=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
+        reward_model=f"{EMOTION}/reward_model/model",
+        data=f"{EMOTION}/data",
+    output:
+        csv=f"{EMOTION}/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{EMOTION}/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+    log:
+        f"{LOGS}/emotion/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        module="workflow_scripts.emotion.evaluate",
+        flags=E.eval_flags,
+
+
+# The SFT policy, evaluated as the baseline (variant "sft") once per seed.
+use rule emotion_evaluate as emotion_evaluate_sft with:
+    input:
+        policy=f"{EMOTION}/sft/model",
+        reward_model=f"{EMOTION}/reward_model/model",
+        data=f"{EMOTION}/data",
+    output:
+        csv=f"{EMOTION}/eval/{{split}}/sft/{{seed}}.csv",
+        completions=f"{EMOTION}/eval/{{split}}/sft/{{seed}}.parquet",
+    log:
+        f"{LOGS}/emotion/eval/{{split}}/sft/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/eval/{{split}}/sft/{{seed}}.tsv"
+
+
+# Radius and eta/beta per variant chosen on validation; the alpha sweep, training curves, robustness and
+# verdict tables on test.
+rule emotion_report:
+    input:
+        evals=E.eval_csvs(),
+        histories=E.histories(),
+    output:
+        sweep_pdf=report(f"{RESULTS}/figures/emotion_alpha_sweep.pdf", caption="report/emotion/alpha_sweep.rst",
+                         category="Emotion alignment", labels={"figure": "alpha sweep", "format": "pdf"}),
+        sweep_png=report(f"{RESULTS}/figures/emotion_alpha_sweep.png", caption="report/emotion/alpha_sweep.rst",
+                         category="Emotion alignment", labels={"figure": "alpha sweep", "format": "png"}),
+        training_pdf=report(f"{RESULTS}/figures/emotion_training.pdf", caption="report/emotion/training.rst",
+                            category="Emotion alignment", labels={"figure": "training curves", "format": "pdf"}),
+        training_png=report(f"{RESULTS}/figures/emotion_training.png", caption="report/emotion/training.rst",
+                            category="Emotion alignment", labels={"figure": "training curves", "format": "png"}),
+        robustness=multiext(f"{RESULTS}/tables/emotion_robustness", ".csv", ".md", ".tex"),
+        verdict=multiext(f"{RESULTS}/tables/emotion_verdict", ".csv", ".md", ".tex"),
+    localrule: True
+    conda:
+        "envs/plot.yaml"
+    log:
+        f"{LOGS}/report/emotion.log",
+    benchmark:
+        f"{BENCHMARKS}/report/emotion.tsv"
+    params:
+        alpha0=lookup(dpath="emotion/mixture/alpha0", within=config),
+        sweep=subpath(output.sweep_pdf, strip_suffix=".pdf"),
+        training=subpath(output.training_pdf, strip_suffix=".pdf"),
+        robustness=output_stem("robustness"),
+        verdict=output_stem("verdict"),
+    shell:
+        "python -m workflow_scripts.emotion.report --inputs {input.evals:q} --histories {input.histories:q} "
+        "--alpha0 {params.alpha0} --figure {params.sweep:q} --training {params.training:q} "
+        "--table {params.robustness:q} --verdict {params.verdict:q} > {log:q} 2>&1"

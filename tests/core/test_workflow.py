@@ -1,0 +1,97 @@
+"""The Snakemake workflow as a whole: paper-preset planning, lint, config errors, and the alignment
+entry point's CLI on the session's mini run (online regime on 2 processes, determinism)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from workflow_helpers import align_cli
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+VARIANTS = ["rebel", "w-rebel", "kl-rebel", "chi2-rebel", "dpo", "wdpo", "kl-dpo", "chi2-dpo"]
+
+
+def snakemake(*args, cwd=REPO, timeout=1800):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- planning and lint
+def test_paper_preset_plans_the_whole_grid_offline():
+    result = snakemake("-n", "all", "--cores", "1", "--directory", str(REPO), "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    # paper: 3 seeds x [REBEL family (1 + 3 robust x 3 radii) x 3 etas + DPO family (1 + 3 x 3) x 1 beta]
+    assert counts["emotion_align"] == 3 * (10 * 3 + 10 * 1)
+    # every policy on validation and test, the SFT baseline per seed too
+    assert counts["emotion_evaluate"] == 2 * 120 and counts["emotion_evaluate_sft"] == 2 * 3
+    assert counts["emotion_pairs"] == 3                       # one set of pairs per training seed (per_seed)
+    assert counts["emotion_sft"] == 1 and counts["emotion_reward_model"] == 1
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint", "--configfile", "presets/mini.yaml")
+    out = result.stdout + result.stderr
+    assert "Lints for" not in out, out[-4000:]
+    assert result.returncode == 0, out[-3000:]
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"variants": ["ppo"]}, "variants[0]"),
+    ({"emotion": {"radii": {"chi2": [-0.5]}}}, "emotion.radii.chi2[0]"),
+    ({"emotion": {"align": {"anchor": "iterate"}}}, "emotion.align.anchor"),
+    ({"emotion": {"align": {"max_length": 20}}}, "emotion.align.max_length"),
+    ({"emotion": {"dataset": "./no/such/dir"}}, "emotion.dataset"),
+    ({"emotion": {"mixture": {"alpha0": 1.5}}}, "emotion.mixture.alpha0"),
+    ({"emotion": {"align": {"lrr": 1e-3}}}, "emotion.align.lrr"),
+    ({"seeds": [1, 1]}, "seeds"),
+])
+def test_config_errors_fail_at_load_with_one_line(tmp_path, override, key):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(override))
+    result = snakemake("-n", "all", "--cores", "1", "--configfile", "presets/mini.yaml", str(bad))
+    assert result.returncode != 0
+    lines = [l for l in result.stderr.splitlines() if l.startswith("Config error:")]
+    assert len(lines) == 1 and f"'{key}" in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- the alignment CLI on the mini run
+@pytest.mark.slow
+def test_online_regime_two_processes_iterate_anchor(mini_run, tmp_path):
+    """REBEL's own loop: fresh pairs from pi_t each iteration, anchored at pi_t, on 2 processes."""
+    metrics = align_cli(mini_run, tmp_path / "online", "--variant", "chi2-rebel", "--radius", "0.5", "--seed", "3",
+                     "--regime", "online", "--anchor", "iterate", "--iterations", "3", "--updates-per-iteration", "2",
+                     nproc=2)
+    assert metrics["regime"] == "online" and metrics["iterations"] == 3 and metrics["steps"] == 6
+    history = pd.read_csv(tmp_path / "online/history.csv")
+    assert len(history) == 6 and history["mean_reward"].notna().all()
+    assert history["logratio_ref_absmax"].iloc[0] == 0.0          # the frozen reference on 2 processes
+    info = json.loads((tmp_path / "online/run_info.json").read_text())
+    assert info["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_same_seed_twice_gives_identical_metrics(mini_run, tmp_path):
+    args = ("--variant", "w-rebel", "--radius", "1", "--seed", "5", "--iterations", "4")
+    first = align_cli(mini_run, tmp_path / "a", *args)
+    second = align_cli(mini_run, tmp_path / "b", *args)
+    assert first == second
+    assert (tmp_path / "a/history.csv").read_text() == (tmp_path / "b/history.csv").read_text()
+
+
+def test_conda_env_mirrors_pyproject_pins():
+    import tomllib
+
+    pins = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    env = yaml.safe_load((REPO / "rules/envs/train.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert set(pip) == pins

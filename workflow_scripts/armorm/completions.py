@@ -1,0 +1,144 @@
+"""Completions of the base policy on the ArmoRM prompts (SPEC 5.2), resumable per shard.
+
+For each prompt: the policy's chat template is applied to a one-turn user conversation (the
+prompt text first cut to ``--max-prompt-tokens`` tokens), ``n`` completions are sampled
+(temperature, top-p; left padding and the KV cache, prompts sorted by length inside a shard).
+Reference log-probs are not computed here: the alignment job computes them with the forward it
+trains with, so they share the policy's numerics. Shards of prompts
+are written as they finish (:mod:`.shards`); each shard's sampling seed depends only on the run
+seed and the shard index, so an interrupted and resumed run gives the same rows as one that
+never stopped.
+
+Output columns: ``prompt_idx, sample, prompt, prompt_ids, response_ids, response, n_tokens,
+finished``.
+
+    python -m workflow_scripts.armorm.completions --prompts prompts/train.parquet --policy base_policy/ \
+        --out completions/train.parquet --per-prompt 2 --temperature 0.7 --max-new-tokens 1024
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.core.io import setup_logging
+from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.generation import sample_completions, stop_token_ids
+from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.shards import run_sharded
+
+logger = logging.getLogger("armorm_completions")
+
+
+def chat_prompt_ids(tokenizer, prompt: str, max_prompt_tokens: int) -> list[int]:
+    """Token ids of the chat-templated prompt (generation prompt appended); the text is cut first."""
+    content_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(content_ids) > max_prompt_tokens:
+        prompt = tokenizer.decode(content_ids[:max_prompt_tokens])
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def shard_seed(seed: int, index: int) -> int:
+    return (seed * 1_000_003 + index * 7_919 + 17) % 2**31
+
+
+def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+             max_prompt_tokens: int, batch_size: int, seed: int, device, desc: str = "sampling") -> pd.DataFrame:
+    """``n`` completions per prompt (prompt-major rows)."""
+    prompt_ids = [chat_prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
+    order = np.argsort([len(p) for p in prompt_ids], kind="stable")      # similar lengths share a batch
+    stops = stop_token_ids(policy, tokenizer)
+    sampled = sample_completions(policy, [prompt_ids[i] for i in order], eos_id=stops,
+                                 pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, temperature=temperature,
+                                 top_k=0, top_p=top_p, batch_size=batch_size, generator_seed=seed,
+                                 num_return_sequences=n, device=device, desc=desc)
+    responses: list[list[int]] = [None] * (len(prompts) * n)           # type: ignore[list-item]
+    for k, i in enumerate(order):
+        for s in range(n):
+            responses[i * n + s] = sampled[k * n + s]
+    rep_prompts = [prompt_ids[i] for i in range(len(prompts)) for _ in range(n)]
+    frame = pd.DataFrame({
+        "sample": np.tile(np.arange(n), len(prompts)),
+        "prompt": [p for p in prompts for _ in range(n)],
+        "prompt_ids": rep_prompts,
+        "response_ids": responses,
+        "response": [tokenizer.decode(r, skip_special_tokens=True) for r in responses],
+        "n_tokens": [len(r) for r in responses],
+        "finished": [bool(r) and r[-1] in stops for r in responses],
+    })
+    return frame
+
+
+def fingerprint(prompts: list[str], policy_dir: str) -> dict:
+    """What the shards depend on besides the settings: the prompts and the policy files."""
+    digest = hashlib.sha256("\x00".join(prompts).encode()).hexdigest()
+    policy = Path(policy_dir)
+    files = {p.name: p.stat().st_size for p in sorted(policy.iterdir()) if p.is_file()} if policy.is_dir() else {}
+    config = (policy / "config.json").read_text() if (policy / "config.json").is_file() else ""
+    return {"prompts_sha256": digest, "policy_files": files,
+            "policy_config_sha256": hashlib.sha256(config.encode()).hexdigest()}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prompts", required=True, help="prompts parquet (column 'prompt')")
+    p.add_argument("--policy", required=True, help="base policy directory (model + tokenizer with a chat template)")
+    p.add_argument("--out", required=True, help="completions parquet")
+    p.add_argument("--per-prompt", type=int, default=2, help="completions per prompt")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-prompt-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per generate() call")
+    p.add_argument("--shard-size", type=int, default=512, help="prompts per shard")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-after-shards", type=int, default=None, help=argparse.SUPPRESS)   # test hook: a "kill"
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    setup_logging()
+    a = parse_args(argv)
+    seed_everything(a.seed)
+    device = job_device()
+    prompts_df = pd.read_parquet(a.prompts)
+    prompts = prompts_df["prompt"].tolist()
+    prompt_idx = prompts_df["prompt_idx"].to_numpy() if "prompt_idx" in prompts_df else np.arange(len(prompts))
+    tokenizer = load_tokenizer(a.policy)
+    policy = None
+    timing = {"rows": 0, "seconds": 0.0}
+
+    def work(index: int, lo: int, hi: int) -> pd.DataFrame:
+        nonlocal policy
+        if policy is None:
+            policy = load_sampling_policy(a.policy, device)
+        started = time.time()
+        frame = generate(policy, tokenizer, prompts[lo:hi], n=a.per_prompt, temperature=a.temperature, top_p=a.top_p,
+                         max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
+                         batch_size=a.batch_size, seed=shard_seed(a.seed, index), device=device,
+                         desc=f"shard {index}")
+        frame.insert(0, "prompt_idx", np.repeat(prompt_idx[lo:hi], a.per_prompt))
+        timing["rows"] += len(frame)
+        timing["seconds"] += time.time() - started
+        return frame
+
+    settings = {k: v for k, v in vars(a).items() if k not in ("out", "stop_after_shards", "batch_size")}
+    merged = run_sharded(a.out, len(prompts), a.shard_size, work, {**settings, **fingerprint(prompts, a.policy)},
+                         stop_after=a.stop_after_shards)
+    logger.info("this process: %d completions in %.1fs, %.2f completions/s "
+                "(model loading excluded)", timing["rows"], timing["seconds"],
+                timing["rows"] / max(timing["seconds"], 1e-9))
+    if merged is not None:
+        logger.info("%d completions of %d prompts: %.1f tokens on average, %.1f%% ended with eos", len(merged),
+                    len(prompts), merged["n_tokens"].mean(), 100 * merged["finished"].mean())
+
+
+if __name__ == "__main__":
+    main()

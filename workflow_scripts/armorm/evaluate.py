@@ -1,0 +1,111 @@
+"""Evaluation of one policy in the ArmoRM experiment (SPEC 5.2).
+
+Samples ``--samples-per-prompt`` completions per test prompt (paper: 10 at temperature 0.1),
+scores each with the reward model (the same scorer as the training scores), and averages every
+objective (the 19 heads and ``ArmoRM``):
+
+- ``--selection mean`` (default): over all completions. The authors' scripts generate with
+  OpenRLHF's ``--best_of_n 10``, which samples n completions per prompt, and then "compute
+  per-objective averages" of that file: this is our reading of "best-of-10";
+- ``--selection best``: per prompt, only the completion with the highest ``--best-by`` score.
+
+Writes a long CSV (``variant, radius, hp, seed, pair, split, objective, value, n``) and,
+optionally, the scored completions. Every policy is evaluated on the validation prompts (held
+out of training; selection) and on the test prompts (reported).
+
+    python -m workflow_scripts.armorm.evaluate --policy align/<pair>/kl-dpo/0.05/beta0.01/0/policy \
+        --prompts prompts/test.parquet --split test --reward-model RLHFlow/ArmoRM-Llama3-8B-v0.1 \
+        --allowlist RLHFlow/ArmoRM-Llama3-8B-v0.1 --variant kl-dpo --radius 0.05 --hp beta0.01 --seed 0 \
+        --pair <pair> --out eval.csv
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.core.io import setup_logging, write_frame_atomic
+from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.armorm.completions import generate
+from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
+from workflow_scripts.armorm.model import SCORE_COLUMNS
+from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+
+logger = logging.getLogger("evaluate_armorm")
+
+
+def aggregate(scored: pd.DataFrame, selection: str = "mean", best_by: str = "ArmoRM") -> pd.DataFrame:
+    """Mean of every score column over the completions kept by ``selection``; long format."""
+    if selection == "best":
+        order = scored.sort_values(["prompt_idx", best_by, "sample"], ascending=[True, False, True], kind="stable")
+        scored = order.groupby("prompt_idx", sort=True).head(1)
+    elif selection != "mean":
+        raise ValueError(f"selection must be mean or best, got {selection!r}.")
+    return pd.DataFrame({"objective": list(SCORE_COLUMNS), "value": [float(scored[c].mean()) for c in SCORE_COLUMNS],
+                         "n": len(scored)})
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--prompts", required=True, help="validation or test prompts parquet")
+    p.add_argument("--split", default="test", choices=("validation", "test"), help="label written into the CSV")
+    p.add_argument("--variant", required=True, help="label written into the CSV (sft for the base policy)")
+    p.add_argument("--radius", default="0")
+    p.add_argument("--hp", default="sft", help="label: the base hyperparameter (eta1, beta0.01)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--pair", default="", help="training pair name (empty for the base policy)")
+    p.add_argument("--out", required=True, help="CSV")
+    p.add_argument("--completions-out", help="parquet of the scored completions")
+    p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
+    p.add_argument("--samples-per-prompt", type=int, default=10)
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--max-prompt-tokens", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--selection", default="mean", choices=("mean", "best"))
+    p.add_argument("--best-by", default="ArmoRM", choices=SCORE_COLUMNS)
+    add_reward_model_args(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    setup_logging()
+    a = parse_args(argv)
+    seed_everything(a.seed)
+    device = job_device()
+    prompts = pd.read_parquet(a.prompts)
+    if a.n_prompts:
+        prompts = prompts.head(a.n_prompts)
+    started = time.time()
+    tokenizer = load_tokenizer(a.policy)
+    policy = load_sampling_policy(a.policy, device)
+    # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
+    scored = generate(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
+                      top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
+                      batch_size=a.batch_size, seed=a.seed + 7919, device=device, desc="evaluation samples")
+    scored.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
+    generated = time.time()
+    del policy
+    scorer = make_scorer(a, device)
+    scores = scorer.score(scored["prompt"].tolist(), scored["response"].tolist(), desc="evaluation scoring")
+    scored = pd.concat([scored.reset_index(drop=True), scores], axis=1)
+    table = aggregate(scored, a.selection, a.best_by)
+    for column, value in (("split", a.split), ("pair", a.pair), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
+                          ("variant", a.variant)):
+        table.insert(0, column, value)
+    write_frame_atomic(table, a.out)
+    if a.completions_out:
+        write_frame_atomic(scored.drop(columns=["prompt_ids", "response_ids"]), a.completions_out)
+    means = dict(zip(table["objective"], table["value"]))
+    logger.info("%s %s radius %s %s seed %d, %s prompts: %d completions (%.1fs sampling, %.1fs scoring); ArmoRM %.4f",
+                a.variant, a.pair or "(base)", a.radius, a.hp, a.seed, a.split, len(scored), generated - started,
+                time.time() - generated, means["ArmoRM"])
+
+
+if __name__ == "__main__":
+    main()

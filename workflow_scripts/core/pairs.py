@@ -1,0 +1,41 @@
+"""The preference-pairs schema: what every experiment's data stage writes and the alignment entry point
+reads (offline), and what the online regime builds each iteration.
+
+One row per pair: ``prompt_ids, y1_ids, y2_ids`` (token ids), ``r1, r2`` (the rewards REBEL regresses
+on), ``label`` (1 when y1 is preferred: DPO's chosen / rejected), plus any bookkeeping columns.
+Reference log-probs are never stored: the alignment job computes them with the forward it trains with.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+PAIR_COLUMNS = ("prompt_ids", "y1_ids", "y2_ids", "r1", "r2", "label")
+
+
+def make_pairs(prompt_ids: Sequence, y1_ids: Sequence, y2_ids: Sequence, r1, r2, label, **extra) -> pd.DataFrame:
+    """The pairs frame, checked: equal lengths, finite rewards, labels in {0, 1}; ``extra`` columns after."""
+    columns = {"prompt_ids": list(prompt_ids), "y1_ids": list(y1_ids), "y2_ids": list(y2_ids),
+               "r1": np.asarray(r1, dtype=np.float64), "r2": np.asarray(r2, dtype=np.float64),
+               "label": np.asarray(label, dtype=np.int64)}
+    sizes = {name: len(values) for name, values in {**columns, **extra}.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"pair columns differ in length: {sizes}.")
+    if not (np.isfinite(columns["r1"]).all() and np.isfinite(columns["r2"]).all()):
+        raise ValueError("pair rewards r1, r2 must be finite.")
+    if not np.isin(columns["label"], (0, 1)).all():
+        raise ValueError("pair labels must be 0 or 1 (1: y1 is preferred).")
+    return pd.DataFrame({**columns, **extra})
+
+
+def read_pairs(path: str) -> pd.DataFrame:
+    """A pairs file, with a one-line error naming what is missing."""
+    df = pd.read_parquet(path)
+    missing = [c for c in PAIR_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: pairs file lacks columns {missing}.")
+    if len(df) == 0:
+        raise ValueError(f"{path}: pairs file is empty.")
+    return df.reset_index(drop=True)

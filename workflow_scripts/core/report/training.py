@@ -1,0 +1,109 @@
+"""Training curves of the alignment runs (every experiment): what each job's ``history.csv`` logged.
+
+One column of panels per logged metric (robust objective, mean per-sample loss, effective sample
+size, largest weight, Wasserstein penalty, learning rate, and the online regime's mean reward),
+one line per variant at its selected radius / hyperparameter, the mean over seeds with a band of
++-1 std; one row of panels per group (e.g. ArmoRM training pair). Runs are identified by their
+path: ``.../align/[<group>/]<variant>/<radius>/<hp>/<seed>/history.csv``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from workflow_scripts.core.report.style import DPO_FAMILY, VARIANT_COLORS  # noqa: E402
+from workflow_scripts.core.report.tables import fmt_variant, save_figure  # noqa: E402
+
+#: The metrics drawn, in panel order, with their axis labels; absent columns are skipped.
+METRICS = {
+    "objective": "robust objective",
+    "mean_loss": "mean per-sample loss",
+    "ess_fraction": "effective sample size / n",
+    "max_weight": "largest weight",
+    "penalty": "Wasserstein penalty",
+    "lr": "learning rate",
+    "mean_reward": "mean reward (online samples)",
+}
+
+
+def load_histories(paths: Sequence[str | Path], group: str | None = None) -> pd.DataFrame:
+    """Concatenate history CSVs, adding variant, radius, hp, seed (and ``group``) from each path."""
+    frames = []
+    for path in paths:
+        parts = Path(path).parts
+        frame = pd.read_csv(path)
+        if frame.empty:
+            raise ValueError(f"{path}: empty training history.")
+        variant, radius, hp, seed = parts[-5:-1]
+        frame = frame.assign(variant=variant, radius=radius, hp=hp, seed=int(seed))
+        if group:
+            frame[group] = parts[-6]
+        frames.append(frame)
+    if not frames:
+        raise ValueError("no training histories given.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _label(variant: str, radius: str, hp: str) -> str:
+    name, value = ("η", hp[3:]) if hp.startswith("eta") else ("β", hp[4:])
+    robust = "" if variant in ("rebel", "dpo") else f"ρ={radius}, "
+    return f"{fmt_variant(variant)} ({robust}{name}={value})"
+
+
+def plot_training_curves(histories: pd.DataFrame, selected: pd.DataFrame, stem, group: str | None = None,
+                         title: str = "") -> dict:
+    """Draw the curves of the ``selected`` runs (columns [group,] variant, radius, hp) to ``stem``.{pdf,png}."""
+    metrics = [m for m in METRICS if m in histories.columns and histories[m].notna().any()]
+    groups = list(dict.fromkeys(selected[group])) if group else [None]
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.0):
+        fig, axes = plt.subplots(len(groups), len(metrics), figsize=(2.9 * len(metrics), 2.5 * len(groups) + 0.9),
+                                 squeeze=False)
+        try:
+            handles = {}
+            for row, g in enumerate(groups):
+                chosen = selected if g is None else selected[selected[group] == g]
+                for _, pick in chosen.iterrows():
+                    runs = histories[(histories["variant"] == pick["variant"]) & (histories["radius"] == pick["radius"])
+                                     & (histories["hp"] == pick["hp"])]
+                    if g is not None:
+                        runs = runs[runs[group] == g]
+                    if runs.empty:
+                        continue
+                    color = VARIANT_COLORS.get(pick["variant"], "black")
+                    style = "--" if pick["variant"] in DPO_FAMILY else "-"
+                    for col, metric in enumerate(metrics):
+                        curve = runs.groupby("step")[metric].agg(["mean", "std", "count"]).dropna(subset=["mean"])
+                        if curve.empty:
+                            continue
+                        ax = axes[row, col]
+                        line, = ax.plot(curve.index, curve["mean"], color=color, ls=style, lw=1.4)
+                        if (curve["count"] > 1).any():
+                            band = curve["std"].fillna(0.0).to_numpy()
+                            ax.fill_between(curve.index, curve["mean"] - band, curve["mean"] + band, color=color,
+                                            alpha=0.15, lw=0)
+                        handles.setdefault(pick["variant"], (line, _label(pick["variant"], pick["radius"], pick["hp"])))
+                for col, metric in enumerate(metrics):
+                    ax = axes[row, col]
+                    ax.set_title(METRICS[metric] if row == 0 else "", fontsize="small")
+                    ax.set_xlabel("optimizer step" if row == len(groups) - 1 else "")
+                    if col == 0 and g is not None:
+                        ax.set_ylabel(str(g), fontsize="x-small")
+                    if metric == "lr":
+                        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+            fig.tight_layout(rect=(0, 0.08, 1, 0.97 if title else 1))
+            if title:
+                fig.suptitle(title, fontsize="small")
+            lines = [h[0] for h in handles.values()]
+            fig.legend(lines, [h[1] for h in handles.values()], loc="lower center", ncol=min(4, max(1, len(lines))),
+                       frameon=False, fontsize="small")
+            return save_figure(fig, stem)
+        finally:
+            plt.close(fig)

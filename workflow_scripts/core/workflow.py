@@ -1,0 +1,148 @@
+"""What the rule files share, as plain Python (imported by rules/common.smk while Snakemake plans).
+
+Keeping these out of the .smk files keeps the rule files rules-only and lets the helpers be
+unit-tested. Nothing here imports torch or pandas: planning a grid must stay fast.
+
+- :data:`LAUNCH` / :func:`launch`: the ONE launcher line of every job that may run several processes;
+- :func:`cli_flags`: a config section as command-line flags (every rule builds its flags with it);
+- :class:`Workflow`: the config-bound helpers (grid, flags of trainers and alignment jobs, resources);
+- input/params functions Snakemake calls with a job's wildcards: :func:`hparam_flag`, :func:`run_label`,
+  :func:`output_stem`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Any, Mapping
+
+from workflow_scripts.core.grid import Run, expand_grid, parse_hparam
+
+#: Evaluation splits: radii and base hyperparameters are selected on validation, results reported on test.
+EVAL_SPLITS = ("validation", "test")
+
+# The launcher of every job that may use several processes: one per GPU the job was given, or `nproc`
+# CPU processes (gloo) when it has none. Inside a SLURM GPU job step the count is the GPUs SLURM actually
+# granted on the node (SLURM_GPUS_ON_NODE), else the `gpu` resource. One process runs as plain `python`
+# (no torchrun agent: seconds saved per job); several under `torchrun --standalone` (single node, a free
+# rendezvous port, so concurrent local jobs do not collide), each with its share of the job's threads.
+# The shell runs with `set -u`, hence ${VAR:-}. Placeholders are Snakemake's ({resources.gpu}, ...).
+LAUNCH = (
+    "gpus={resources.gpu}; "
+    'if [ "$gpus" -gt 0 ]; then nproc=${{SLURM_GPUS_ON_NODE:-$gpus}}; else nproc={resources.nproc}; fi; '
+    'echo "launch: $nproc process(es); gpu resource $gpus, SLURM job ${{SLURM_JOB_ID:-none}}, '
+    'CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}}" >&2; '
+    "threads=$(( {threads} / nproc )); export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 )); "
+    'if [ "$nproc" -gt 1 ]; then launcher="python -m torch.distributed.run --standalone --nproc_per_node $nproc"; '
+    "else launcher=python; fi; $launcher -m"
+)
+
+
+def launch(command: str) -> str:
+    """A rule's shell line: the launcher, then ``command`` (a module and its arguments)."""
+    return f"{LAUNCH} {command}"
+
+
+def cli_flags(section: Mapping[str, Any], keys=None, **renamed) -> str:
+    """Config entries as command-line flags: ``key: v`` -> ``--key v`` (underscores become dashes; lists
+    space-separated; values shell-quoted; null values left out, so the program's default applies).
+    ``keys`` selects and orders; ``renamed`` maps key -> flag name."""
+    keys = list(section) if keys is None else keys
+    parts = []
+    for key in keys:
+        value = section[key]
+        if value is None:
+            continue
+        flag = "--{}".format(renamed.get(key, key).replace("_", "-"))
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
+    return " ".join(parts)
+
+
+def model_spec_arg(spec) -> str:
+    """A model spec on the command line: hub id / path as is, a config mapping as JSON."""
+    return json.dumps(spec, sort_keys=True) if isinstance(spec, dict) else str(spec)
+
+
+# ----------------------------------------------------------------------------- functions of a job
+def hparam_flag(wildcards) -> str:
+    """The base hyperparameter of an alignment job, from its ``hp`` wildcard: ``--eta=10`` or ``--beta=0.1``."""
+    name, value = parse_hparam(wildcards.hp)
+    return f"--{name}={value:g}"
+
+
+def run_label(wildcards) -> str:
+    """How an evaluation job names the policy it scores in its rows: the alignment run, or the SFT baseline."""
+    if "variant" not in wildcards.keys():
+        return "--variant sft --radius 0 --hp sft"
+    return f"--variant {wildcards.variant} --radius {wildcards.radius} --hp {wildcards.hp}"
+
+
+def output_stem(name: str):
+    """A params function: the path of output ``name`` (one file, or the first of a multiext group) without
+    its extension; reports write ``<stem>.csv/.md/.tex`` or ``<stem>.pdf/.png`` from it."""
+
+    def stem(wildcards, output):
+        value = output[name]
+        return os.path.splitext(value if isinstance(value, str) else value[0])[0]
+
+    return stem
+
+
+# ----------------------------------------------------------------------------- bound to the config
+class Workflow:
+    """The config-bound helpers every rule file uses (``W`` in the rule files)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.results = f"results/{config['preset']}"
+
+    def grid(self, experiment: str) -> list[Run]:
+        """The alignment runs of an experiment: variant x its radii x its eta/beta grid x seeds."""
+        block = self.config[experiment]
+        return expand_grid(self.config["variants"], block["radii"], block["hparams"], self.config["seeds"])
+
+    def data_seed(self, per_seed: bool, seed) -> int:
+        """The seed whose preference data a training seed uses: itself (per_seed), or the first seed."""
+        return int(seed) if per_seed else int(self.config["seeds"][0])
+
+    def outputs(self, experiment: str, figures, tables) -> list[str]:
+        """An experiment's figures (.pdf, .png) and tables (.csv, .md, .tex), named ``<experiment>[_<name>]``,
+        or nothing when it is disabled."""
+        if not self.config[experiment]["enabled"]:
+            return []
+
+        def stem(name):
+            return "_".join([experiment, name] if name else [experiment])
+
+        return [f"{self.results}/figures/{stem(n)}.{ext}" for n in figures for ext in ("pdf", "png")] + [
+            f"{self.results}/tables/{stem(n)}.{ext}" for n in tables for ext in ("csv", "md", "tex")]
+
+    def train_flags(self, section: Mapping[str, Any]) -> str:
+        """A trainer's flags (SFT, reward models, alignment): its section, DeepSpeed and checkpointing."""
+        return " ".join([
+            cli_flags(section),
+            cli_flags(self.config["deepspeed"]),
+            cli_flags(self.config["checkpoint"], every_steps="checkpoint_every", keep="checkpoint_keep"),
+        ])
+
+    def align_flags(self, experiment: str) -> str:
+        """What every alignment job of an experiment shares: its losses and align sections, DeepSpeed and
+        checkpointing (variant, radius, eta/beta and seed come from the job's wildcards)."""
+        block = self.config[experiment]
+        return " ".join([cli_flags(block["losses"]), self.train_flags(block["align"])])
+
+    def procs(self, stage: str, variant: str | None = None) -> int:
+        """CPU processes of a training job (a GPU job uses its ``gpu`` resource instead)."""
+        launch_cfg = self.config["launch"]
+        procs = launch_cfg["cpu_procs"][stage]
+        if stage == "align" and variant in launch_cfg["align_two_process_variants"]:
+            procs = 2
+        return procs
+
+    def align_procs(self, wildcards) -> int:
+        return self.procs("align", wildcards.variant)
+
+    def canary_input(self) -> dict:
+        """The canary as an extra input of GPU training rules, when ``launch.canary`` is on (SLURM profile)."""
+        return {"canary": f"{self.results}/canary/gpu_job.json"} if self.config["launch"]["canary"] else {}

@@ -1,0 +1,136 @@
+"""Preference pairs for emotion alignment (SPEC 5.1), made once from the SFT policy.
+
+Prompts are the first ``prompt_tokens`` tokens of each text. Two completions per prompt are
+sampled from the SFT policy (top-k 0, top-p 1), both are scored by the reward model, and a
+Bradley-Terry label is drawn under the training mixture r*(alpha0). Reference log-probs are
+not computed here: the alignment job computes them with the very forward it trains with (same
+precision, attention kernel and truncation), so that they match the policy's numerics.
+
+``--summary`` records how informative the pairs are: the spread of r1 and r2, of |r1 - r2|, and the
+share of pairs whose Bradley-Terry label is not a coin flip (|P(y1 > y2) - 1/2| >= 0.1).
+
+    python -m workflow_scripts.emotion.pairs --data DIR --policy sft/ --reward-model rm/ --out pairs.parquet
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
+from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.generation import sample_completions
+from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix, preference_probability
+from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
+from workflow_scripts.emotion.data import load_emotion_split
+
+logger = logging.getLogger("pairs")
+
+
+def make_prompts(tokenizer, texts: Sequence[str], prompt_tokens: int, limit: int = 0) -> list[list[int]]:
+    """The first ``prompt_tokens`` tokens of each text long enough to have a continuation."""
+    prompts = []
+    for text in texts:
+        ids = tokenizer(text)["input_ids"]
+        if len(ids) > prompt_tokens:
+            prompts.append(ids[:prompt_tokens])
+            if limit and len(prompts) == limit:
+                break
+    if not prompts:
+        raise ValueError(f"no text has more than {prompt_tokens} tokens: cannot build prompts.")
+    return prompts
+
+
+def score_completions(scorer: EmotionScorer, tokenizer, prompts, completions) -> np.ndarray:
+    """(N, 5) emotion probabilities of prompt + completion, decoded to text for the reward model."""
+    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
+    scores = scorer.score([decode(p) for p in prompts], [decode(c) for c in completions])
+    return scores[list(REWARD_EMOTIONS)].to_numpy()
+
+
+#: A Bradley-Terry probability within this distance of 1/2 counts as a coin flip in the summary.
+COIN_FLIP_MARGIN = 0.1
+
+
+def spread(values) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    q = np.quantile(v, [0.05, 0.5, 0.95])
+    return {"mean": float(v.mean()), "std": float(v.std()), "p05": float(q[0]), "p50": float(q[1]), "p95": float(q[2])}
+
+
+def pairs_summary(r1, r2, labels, scale: float, objectives: dict) -> dict:
+    """How much signal the pairs carry: reward spread, gaps, and labels that are not coin flips."""
+    p = preference_probability(r1, r2, scale)
+    return {"n_pairs": int(len(r1)), "bt_scale": scale, "r1": spread(r1), "r2": spread(r2),
+            "abs_gap": spread(np.abs(np.asarray(r1) - np.asarray(r2))),
+            "objectives": {name: spread(values) for name, values in objectives.items()},
+            "label_mean": float(np.mean(labels)),
+            "coin_flip_margin": COIN_FLIP_MARGIN,
+            "not_coin_flip_fraction": float(np.mean(np.abs(p - 0.5) >= COIN_FLIP_MARGIN))}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="emotion dataset (hub id or local directory)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--policy", required=True, help="SFT policy directory (with its tokenizer)")
+    p.add_argument("--reward-model", required=True)
+    p.add_argument("--out", required=True, help="pairs parquet")
+    p.add_argument("--summary", help="summary JSON: reward spread and label informativeness")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-prompts", type=int, default=0, help="0 = every text of the split")
+    p.add_argument("--prompt-tokens", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--objectives", nargs=2, default=("anger", "fear"), metavar=("R1", "R2"))
+    p.add_argument("--alpha0", type=float, default=0.1)
+    p.add_argument("--mixture", default="convex", choices=MIXTURES)
+    p.add_argument("--bt-scale", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=64)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    setup_logging()
+    a = parse_args(argv)
+    seed_everything(a.seed)
+    device = job_device()
+    tokenizer = load_tokenizer(a.policy)
+    policy = load_sampling_policy(a.policy, device)
+    reward_model = EmotionScorer(a.reward_model, device)
+    texts = load_emotion_split(a.data, a.split)["text"]
+    prompts = make_prompts(tokenizer, texts, a.prompt_tokens, a.n_prompts)
+    logger.info("%d prompts of %d tokens from the %s split", len(prompts), a.prompt_tokens, a.split)
+
+    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
+                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
+                                     num_return_sequences=2, generator_seed=a.seed, batch_size=a.batch_size,
+                                     device=device, desc="sampling pairs")
+    y1, y2 = completions[0::2], completions[1::2]
+    s1 = score_completions(reward_model, tokenizer, prompts, y1)
+    s2 = score_completions(reward_model, tokenizer, prompts, y2)
+    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
+    r1 = mix(s1[:, j1], s1[:, j2], a.alpha0, a.mixture)
+    r2 = mix(s2[:, j1], s2[:, j2], a.alpha0, a.mixture)
+    labels = bradley_terry_labels(r1, r2, a.bt_scale, np.random.default_rng([a.seed, 1]))
+    df = make_pairs(prompts, y1, y2, r1, r2, labels,
+                    **{f"y{k}_{emotion}": s[:, j] for j, emotion in enumerate(REWARD_EMOTIONS)
+                       for k, s in ((1, s1), (2, s2))})
+    write_frame_atomic(df, a.out)
+    summary = pairs_summary(r1, r2, labels, a.bt_scale,
+                            {e: np.concatenate([s1[:, j], s2[:, j]]) for j, e in enumerate(REWARD_EMOTIONS)})
+    if a.summary:
+        write_json_atomic(a.summary, summary)
+    logger.info("wrote %d pairs to %s: r1 %.4f +- %.4f, r2 %.4f +- %.4f, |r1 - r2| %.4f; %.1f%% of the labels are not "
+                "coin flips (|P - 1/2| >= %.1f); P(label=1) %.3f", len(df), a.out, summary["r1"]["mean"],
+                summary["r1"]["std"], summary["r2"]["mean"], summary["r2"]["std"], summary["abs_gap"]["mean"],
+                100 * summary["not_coin_flip_fraction"], COIN_FLIP_MARGIN, labels.mean())
+
+
+if __name__ == "__main__":
+    main()

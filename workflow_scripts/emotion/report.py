@@ -1,0 +1,507 @@
+"""Emotion-alignment report: robustness table, alpha-sweep figure and training curves.
+
+Inputs are the per-run evaluation CSVs (one per split x variant x radius x hp x seed, plus the
+SFT baseline with ``variant="sft"``, ``radius="0"``, ``hp="sft"``), each with columns
+``variant, radius, hp, seed, split, mixture, alpha, reward`` and one row per ``(mixture, alpha)``;
+``reward`` is the mean r*(alpha) of the policy's generations on the split's held-out prompts.
+
+Selection (SPEC 5.5): each variant's radius and base hyperparameter (REBEL's eta, DPO's beta) are
+chosen on the **validation** rows only (``--selection worst``: the highest worst case over alpha,
+averaged over seeds and both mixtures; ``mean``: the mean over alpha; ties: smallest radius, then
+smallest hyperparameter). The table and figures report the **test** rows.
+
+Outputs (nothing else is written; parent directories are created):
+
+``{table}.csv|.md|.tex``
+    One row per ``(variant, radius, hp)`` on the test split (SFT first). For every run the
+    reward is summarised over the alpha grid by its **mean** and its **worst case** (min); these
+    per-seed numbers are then aggregated over seeds as mean and sample std (``ddof=1``; ``0.0``
+    with a single seed): ``<mixture>_<mean|worst>_<mean|std>``. ``validation_score`` is the
+    selection criterion on validation and ``selected`` marks the chosen row of each variant.
+
+``{figure}.pdf|.png``
+    Two panels (convex, geometric): x = alpha, y = mean r*(alpha) on the test prompts, averaged
+    over seeds with a +-1 std band; one curve per variant at its selected radius / hp, SFT dashed
+    grey, a dotted line at the training weight alpha0.
+
+``{training}.pdf|.png`` (optional)
+    The selected runs' training curves (:mod:`.training`).
+
+``{verdict}.csv|.md|.tex`` (optional)
+    Per robust / base pair (W-REBEL vs REBEL, ..., chi2-DPO vs DPO), each at its selected radius / hp:
+    the difference in worst-case-over-alpha test reward, paired by seed (same preference data and
+    evaluation prompts per seed), its mean and 95% t-interval over seeds, and a verdict: ``better``
+    (interval above 0), ``worse`` (below 0), ``same`` (it contains 0), ``n/a`` with one seed.
+
+Usage::
+
+    python -m workflow_scripts.emotion.report --inputs a.csv b.csv ... --alpha0 0.1 \
+        --figure results/x/figures/emotion_alpha_sweep --table results/x/tables/emotion_robustness \
+        [--histories align/*/*/*/*/history.csv --training results/x/figures/emotion_training]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from workflow_scripts.core.report.aggregate import over_seeds, sort_runs  # noqa: E402
+from workflow_scripts.core.report.selection import (  # noqa: E402
+    REPORTED_SPLIT,
+    SELECTION_SPLIT,
+    mark_selected,
+    select_best,
+    split_rows,
+)
+from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
+from workflow_scripts.core.report.tables import (  # noqa: E402
+    VARIANT_ORDER,
+    fmt_hparam,
+    fmt_variant,
+    save_figure,
+    write_table,
+)
+from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
+
+log = logging.getLogger("workflow_scripts.emotion.report")
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("variant", "radius", "hp", "seed", "split", "mixture", "alpha", "reward")
+MIXTURES: tuple[str, ...] = ("convex", "geometric")
+STATS: tuple[str, ...] = ("mean", "worst")
+SELECTIONS: tuple[str, ...] = ("worst", "mean")
+SPLITS: tuple[str, ...] = (SELECTION_SPLIT, REPORTED_SPLIT)
+KNOWN_VARIANTS: frozenset[str] = frozenset(VARIANT_ORDER)
+CELL_KEYS: list[str] = ["variant", "radius", "hp"]
+RUN_KEYS: list[str] = CELL_KEYS + ["seed"]
+
+TABLE_COLUMNS: dict[str, str] = {
+    "variant": "Variant",
+    "radius": "Radius",
+    "hp": "η / β",
+    "n_seeds": "Seeds (n)",
+    "convex_mean": "Convex mean",
+    "convex_worst": "Convex worst",
+    "geometric_mean": "Geometric mean",
+    "geometric_worst": "Geometric worst",
+    "validation_score": "Validation (selection)",
+    "selected": "Selected",
+}
+
+
+# --------------------------------------------------------------------------
+# Loading / validation
+# --------------------------------------------------------------------------
+def _fail(path: object, msg: str) -> None:
+    raise ValueError(f"{path}: {msg}")
+
+
+def load_inputs(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Read, validate and concatenate evaluation CSVs.
+
+    Adds a ``source`` column (the file path).  Raises a one-line
+    :class:`ValueError` naming the offending file when a column is missing,
+    a required value is NaN/empty, or values are out of range; and when the
+    concatenation has duplicate ``(variant, radius, seed, mixture, alpha)``
+    rows, runs missing a mixture, or runs whose alpha grids differ.
+    """
+    if not paths:
+        raise ValueError("no input CSVs given")
+    frames = []
+    for path in paths:
+        try:
+            df = pd.read_csv(
+                path,
+                dtype={"variant": str, "radius": str, "hp": str, "split": str, "mixture": str},
+                keep_default_na=True,
+            )
+        except pd.errors.EmptyDataError:
+            _fail(path, "file is empty (no header)")
+        except FileNotFoundError:
+            _fail(path, "file not found")
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if missing:
+            _fail(path, f"missing column(s) {', '.join(missing)} "
+                        f"(have: {', '.join(map(str, df.columns))})")
+        if df.empty:
+            _fail(path, "no data rows")
+        df = df[list(REQUIRED_COLUMNS)].copy()
+        nan_cols = [c for c in REQUIRED_COLUMNS if df[c].isna().any()]
+        if nan_cols:
+            _fail(path, "NaN/empty value(s) in column(s) "
+                        + ", ".join(f"{c} ({int(df[c].isna().sum())} rows)" for c in nan_cols))
+        for c in ("variant", "radius", "hp", "split", "mixture"):
+            df[c] = df[c].astype(str).str.strip()
+        bad_split = sorted(set(df["split"]) - set(SPLITS))
+        if bad_split:
+            _fail(path, f"unknown split(s) {bad_split}; expected one of {list(SPLITS)}")
+        unknown = sorted(set(df["variant"]) - KNOWN_VARIANTS)
+        if unknown:
+            _fail(path, f"unknown variant(s) {unknown}; expected one of {list(VARIANT_ORDER)}")
+        bad_mix = sorted(set(df["mixture"]) - set(MIXTURES))
+        if bad_mix:
+            _fail(path, f"unknown mixture(s) {bad_mix}; expected one of {list(MIXTURES)}")
+        radius_num = pd.to_numeric(df["radius"], errors="coerce")
+        if radius_num.isna().any() or (radius_num < 0).any():
+            bad = sorted(set(df.loc[radius_num.isna() | (radius_num < 0), "radius"]))
+            _fail(path, f"radius must be a non-negative number, got {bad}")
+        for c in ("seed", "alpha", "reward"):
+            num = pd.to_numeric(df[c], errors="coerce")
+            if num.isna().any() or not np.isfinite(num.to_numpy(dtype=float)).all():
+                _fail(path, f"column {c} has non-numeric or non-finite value(s)")
+            df[c] = num
+        if not (df["seed"] == df["seed"].round()).all():
+            _fail(path, "column seed has non-integer value(s)")
+        df["seed"] = df["seed"].astype(int)
+        if ((df["alpha"] < 0) | (df["alpha"] > 1)).any():
+            _fail(path, "column alpha has value(s) outside [0, 1]")
+        df["alpha"] = df["alpha"].astype(float)
+        df["reward"] = df["reward"].astype(float)
+        df["source"] = str(path)
+        frames.append(df)
+
+    data = pd.concat(frames, ignore_index=True)
+    _check_consistency(data)
+    return data
+
+
+def _check_consistency(data: pd.DataFrame) -> None:
+    key = ["split"] + RUN_KEYS + ["mixture", "alpha"]
+    dup = data.duplicated(subset=key, keep=False)
+    if dup.any():
+        first = data[dup].iloc[0]
+        files = sorted(set(data.loc[dup & (data[key] == first[key]).all(axis=1), "source"]))
+        _fail(" & ".join(files),
+              "duplicate row(s) for " + ", ".join(f"{k}={first[k]}" for k in key))
+    present = sorted(set(data["mixture"]), key=MIXTURES.index)
+    grids: dict[str, tuple[float, ...] | None] = {m: None for m in present}
+    for run, g in data.groupby(["split"] + RUN_KEYS, sort=True):
+        src = ", ".join(sorted(set(g["source"])))
+        have = set(g["mixture"])
+        lacking = [m for m in present if m not in have]
+        if lacking:
+            _fail(src, f"run split={run[0]} variant={run[1]} radius={run[2]} hp={run[3]} seed={run[4]} "
+                       f"lacks mixture(s) {lacking} present in other inputs")
+        for m in present:
+            grid = tuple(np.round(np.sort(g.loc[g["mixture"] == m, "alpha"].to_numpy()), 9))
+            if grids[m] is None:
+                grids[m] = grid
+            elif grid != grids[m]:
+                _fail(src, f"alpha grid for mixture={m} {list(grid)} differs from "
+                           f"other runs' {list(grids[m])}")
+
+
+# --------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------
+def per_seed_summary(data: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(variant, radius, seed, mixture)``: mean and min of reward over alpha."""
+    return (
+        data.groupby(RUN_KEYS + ["mixture"], sort=True)["reward"]
+        .agg(mean="mean", worst="min")
+        .reset_index()
+    )
+
+
+def robustness_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Numeric robustness table of one split, one row per ``(variant, radius, hp)``.
+
+    Columns: ``variant, radius, hp, n_seeds`` and, for mixture in (convex,
+    geometric) and stat in (mean, worst), ``<mixture>_<stat>_mean`` /
+    ``<mixture>_<stat>_std`` — the over-alpha statistic averaged over seeds
+    and its sample std (``ddof=1``, ``0.0`` for one seed).  A mixture absent
+    from all inputs gives NaN columns.
+    """
+    per_seed = per_seed_summary(data)
+    wide = per_seed.pivot_table(
+        index=RUN_KEYS, columns="mixture", values=list(STATS), aggfunc="first"
+    )
+    wide.columns = [f"{mix}_{stat}" for stat, mix in wide.columns]
+    for mix in MIXTURES:
+        for stat in STATS:
+            if f"{mix}_{stat}" not in wide.columns:
+                wide[f"{mix}_{stat}"] = np.nan
+    wide = wide.reset_index()
+    return sort_runs(over_seeds(wide, CELL_KEYS, [f"{mix}_{stat}" for mix in MIXTURES for stat in STATS]))
+
+
+def selection_scores(table: pd.DataFrame, selection: str = "worst") -> pd.Series:
+    """Score of each table row for best-radius selection.
+
+    Mean over the mixtures present of ``<mixture>_<selection>_mean``, i.e. the
+    over-alpha statistic averaged over seeds and both mixtures.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    cols = [f"{mix}_{selection}_mean" for mix in MIXTURES]
+    return table[cols].mean(axis=1, skipna=True)
+
+
+def select_configs(validation_table: pd.DataFrame, selection: str = "worst") -> pd.DataFrame:
+    """Per variant, the ``(radius, hp)`` maximising :func:`selection_scores` on the VALIDATION table
+    (SFT excluded; ties: smallest radius, then smallest hyperparameter). Columns variant, radius, hp, score."""
+    scored = validation_table.assign(score=selection_scores(validation_table, selection))
+    return select_best(scored, ["variant"])
+
+
+def alpha_curves(data: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(variant, radius, hp, mixture, alpha)``: mean / std (ddof=1) / n of the reward over seeds."""
+    curves = over_seeds(data.sort_values(CELL_KEYS + ["mixture", "alpha"]), CELL_KEYS + ["mixture", "alpha"], ["reward"])
+    return curves.rename(columns={"reward_mean": "mean", "reward_std": "std", "n_seeds": "n"})
+
+
+# --------------------------------------------------------------------------
+# Figure
+# --------------------------------------------------------------------------
+#: The robust variants and the base each is compared with.
+ROBUST_VS_BASE: tuple[tuple[str, str], ...] = (
+    ("w-rebel", "rebel"), ("kl-rebel", "rebel"), ("chi2-rebel", "rebel"),
+    ("wdpo", "dpo"), ("kl-dpo", "dpo"), ("chi2-dpo", "dpo"),
+)
+CONFIDENCE = 0.95
+
+
+def paired_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval of paired differences (NaN bounds with fewer than 2 pairs)."""
+    from scipy.stats import t
+
+    d = np.asarray(differences, dtype=float)
+    if d.size < 2:
+        return float(d.mean()) if d.size else float("nan"), float("nan"), float("nan")
+    half = t.ppf(0.5 + confidence / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def verdict_of(low: float, high: float) -> str:
+    if np.isnan(low) or np.isnan(high):
+        return "n/a"
+    return "better" if low > 0 else "worse" if high < 0 else "same"
+
+
+def verdict_table(test: pd.DataFrame, best: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Robust minus base worst case over alpha, paired by seed, at the validation-selected configs."""
+    per_seed = per_seed_summary(test)
+    rows = []
+    for robust, base in ROBUST_VS_BASE:
+        if robust not in best or base not in best:
+            continue
+        row: dict[str, object] = {"robust": robust, "base": base, "robust_radius": best[robust][0],
+                                  "robust_hp": best[robust][1], "base_hp": best[base][1]}
+        for mix in MIXTURES:
+            runs = {}
+            for variant in (robust, base):
+                radius, hp = best[variant]
+                sel = per_seed[(per_seed["variant"] == variant) & (per_seed["radius"] == radius)
+                               & (per_seed["hp"] == hp) & (per_seed["mixture"] == mix)]
+                runs[variant] = sel.set_index("seed")["worst"]
+            paired = pd.concat(runs, axis=1, join="inner").dropna()
+            mean, low, high = paired_interval((paired[robust] - paired[base]).to_numpy())
+            row["n_seeds"] = len(paired)
+            row.update({f"{mix}_delta": mean, f"{mix}_ci_low": low, f"{mix}_ci_high": high,
+                        f"{mix}_verdict": verdict_of(low, high)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+VERDICT_COLUMNS: dict[str, str] = {
+    "robust": "Robust", "base": "Base", "robust_radius": "ρ", "robust_hp": "η / β (robust)", "base_hp": "η / β (base)",
+    "n_seeds": "Seeds (n)", "convex_delta": "Δ worst (convex)", "convex_ci_low": "95% CI low", "convex_ci_high":
+    "95% CI high", "convex_verdict": "Verdict (convex)", "geometric_delta": "Δ worst (geometric)",
+    "geometric_ci_low": "95% CI low ", "geometric_ci_high": "95% CI high ", "geometric_verdict": "Verdict (geometric)",
+}
+
+
+def _selection_rule_text(selection: str) -> str:
+    what = "worst case (min over α)" if selection == "worst" else "mean over α"
+    return (
+        f"test prompts; each variant at the radius ρ and η/β chosen on the VALIDATION prompts\n"
+        f"(highest {what}, mean over seeds and both mixtures); bands: ±1 std over seeds"
+    )
+
+
+def _config_label(variant: str, radius: str, hp: str) -> str:
+    robust = "" if variant in ("rebel", "dpo") else f"ρ={radius}, "
+    return f"{fmt_variant(variant)} ({robust}{fmt_hparam(hp)})"
+
+
+def plot_alpha_sweep(
+    data: pd.DataFrame,
+    best: dict[str, tuple[str, str]],
+    alpha0: float,
+    stem: str | os.PathLike[str],
+    selection: str = "worst",
+) -> dict[str, Path]:
+    """Draw the two-panel alpha sweep and write ``{stem}.pdf`` and ``{stem}.png``.
+
+    One curve per variant in ``best`` at its ``(radius, hp)`` (mean over
+    seeds, ±1 std band when more than one seed), REBEL family solid, DPO
+    family dashed, SFT (if present) dashed grey, dotted vertical line at
+    ``alpha0``.  Files are written atomically.
+    """
+    curves = alpha_curves(data)
+    stem = Path(stem)
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.1):
+        fig, axes = plt.subplots(1, len(MIXTURES), figsize=(10, 4.0), squeeze=False)
+        axes = axes[0]
+        try:
+            for ax, mix in zip(axes, MIXTURES):
+                cm = curves[curves["mixture"] == mix]
+                ax.set_title(f"{mix.capitalize()} mixture")
+                ax.set_xlabel("α (test mixture weight)")
+                ax.set_ylabel("mean r*(α)")
+                if cm.empty:
+                    ax.text(0.5, 0.5, "no data", ha="center", va="center",
+                            transform=ax.transAxes, color="0.4")
+                for variant, (radius, hp) in best.items():
+                    c = cm[(cm["variant"] == variant) & (cm["radius"] == radius) & (cm["hp"] == hp)]
+                    if c.empty:
+                        continue
+                    color = VARIANT_COLORS.get(variant, "black")
+                    ls = line_style(variant)
+                    x = c["alpha"].to_numpy()
+                    y = c["mean"].to_numpy()
+                    ax.plot(x, y, color=color, ls=ls, lw=1.8, marker="o", ms=3.5, zorder=3)
+                    if (c["n"] > 1).any():
+                        s = c["std"].to_numpy()
+                        ax.fill_between(x, y - s, y + s, color=color, alpha=0.15,
+                                        lw=0, zorder=2)
+                sft = cm[cm["variant"] == "sft"]
+                if not sft.empty:
+                    ax.plot(sft["alpha"], sft["mean"], color=SFT_COLOR, ls="--",
+                            lw=1.5, zorder=2.5)
+                ax.axvline(alpha0, color="black", ls=":", lw=1.3, zorder=1)
+                if not cm.empty:
+                    grid = np.sort(cm["alpha"].unique())
+                    if len(grid) <= 11:
+                        ax.set_xticks(grid)
+                    ax.set_xlim(min(grid.min(), alpha0) - 0.03, max(grid.max(), alpha0) + 0.03)
+
+            handles: list[Line2D] = []
+            for variant, (radius, hp) in best.items():
+                if not ((curves["variant"] == variant) & (curves["radius"] == radius) & (curves["hp"] == hp)).any():
+                    continue
+                handles.append(Line2D(
+                    [], [], color=VARIANT_COLORS.get(variant, "black"),
+                    ls=line_style(variant), lw=1.8, marker="o", ms=3.5,
+                    label=_config_label(variant, radius, hp),
+                ))
+            if (curves["variant"] == "sft").any():
+                handles.append(Line2D([], [], color=SFT_COLOR, ls="--", lw=1.5, label="SFT"))
+            handles.append(Line2D([], [], color="black", ls=":", lw=1.3,
+                                  label=f"α₀ (train) = {alpha0:g}"))
+            fig.tight_layout()
+            fig.legend(
+                handles=handles,
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0.0),
+                ncol=min(5, len(handles)),
+                frameon=False,
+                handlelength=3.2,
+                title=_selection_rule_text(selection),
+                title_fontsize="small",
+                fontsize="small",
+            )
+            written = save_figure(fig, stem)
+        finally:
+            plt.close(fig)
+    return written
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+def build_report(
+    inputs: Sequence[str | os.PathLike[str]],
+    alpha0: float,
+    figure: str | os.PathLike[str],
+    table: str | os.PathLike[str],
+    selection: str = "worst",
+    histories: Sequence[str | os.PathLike[str]] = (),
+    training: str | os.PathLike[str] | None = None,
+    verdict: str | os.PathLike[str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
+    """Load ``inputs``; select on validation, write the test table and figures; return (table, selection)."""
+    if not (0.0 <= alpha0 <= 1.0):
+        raise ValueError(f"--alpha0 must be in [0, 1], got {alpha0}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"--selection must be one of {SELECTIONS}, got {selection!r}")
+    data = load_inputs(inputs)
+    chosen = select_configs(robustness_table(split_rows(data, SELECTION_SPLIT)), selection)
+    best = {row.variant: (row.radius, row.hp) for row in chosen.itertuples()}
+    test = split_rows(data, REPORTED_SPLIT)
+    tab = robustness_table(test)
+    validation = robustness_table(split_rows(data, SELECTION_SPLIT))
+    scores = validation.assign(validation_score=selection_scores(validation, selection))[CELL_KEYS + ["validation_score"]]
+    tab = tab.merge(scores, on=CELL_KEYS, how="left")
+    tab["selected"] = mark_selected(tab, chosen, ["variant"])
+    write_table(
+        tab,
+        table,
+        columns=TABLE_COLUMNS,
+        formatters={"variant": fmt_variant, "hp": fmt_hparam, "selected": lambda x: "✓" if x else ""},
+        count_column="n_seeds",
+        precision=3,
+    )
+    plot_alpha_sweep(test, best, alpha0, figure, selection)
+    if verdict is not None:
+        verdicts = verdict_table(test, best)
+        write_table(verdicts, verdict, columns=VERDICT_COLUMNS,
+                    formatters={"robust": fmt_variant, "base": fmt_variant, "robust_hp": fmt_hparam,
+                                "base_hp": fmt_hparam}, precision=3)
+        for row in verdicts.itertuples():
+            log.info("verdict %s vs %s: convex worst-case difference %+.4f [%.4f, %.4f] -> %s", row.robust, row.base,
+                     row.convex_delta, row.convex_ci_low, row.convex_ci_high, row.convex_verdict)
+    if training is not None:
+        plot_training_curves(load_histories(histories), chosen, training,
+                             title="Emotion: training curves of each variant at its selected radius / η, β")
+    n_runs = test[RUN_KEYS].drop_duplicates().shape[0]
+    log.info(
+        "emotion report: %d test runs, %d (variant, radius, hp) rows, seeds %s; selected on validation (%s) %s; "
+        "table -> %s.{csv,md,tex}; figure -> %s.{pdf,png}",
+        n_runs, len(tab), sorted(set(test["seed"])), selection,
+        ", ".join(f"{fmt_variant(v)}={r}/{h}" for v, (r, h) in best.items()) or "none",
+        table, figure,
+    )
+    return tab, best
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m workflow_scripts.emotion.report",
+        description="Emotion alignment: robustness table and alpha-sweep figure.",
+    )
+    p.add_argument("--inputs", nargs="+", required=True, help="per-run evaluation CSVs")
+    p.add_argument("--alpha0", type=float, required=True, help="training mixture weight")
+    p.add_argument("--figure", required=True, help="figure stem (writes .pdf and .png)")
+    p.add_argument("--table", required=True, help="table stem (writes .csv, .md, .tex)")
+    p.add_argument("--selection", choices=SELECTIONS, default="worst",
+                   help="selection criterion on validation: over-alpha worst case (default) or mean")
+    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
+    p.add_argument("--training", help="training-curves figure stem (writes .pdf and .png)")
+    p.add_argument("--verdict", help="robust-vs-base verdict table stem (writes .csv, .md, .tex)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection, args.histories, args.training,
+                 args.verdict)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
