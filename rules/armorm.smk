@@ -204,6 +204,66 @@ use rule armorm_evaluate as armorm_evaluate_base with:
         f"{BENCHMARKS}/armorm/eval/{{split}}/sft/{{seed}}.tsv"
 
 
+# The DRO-REBEL authors' online runner (armorm.online, when armorm.regimes lists it): the same alignment
+# template, fed a prompt pool; every iteration samples from pi_t and scores with ArmoRM (a Scorer).
+rule armorm_online_prompts:
+    input:
+        prompts=f"{ARMORM}/prompts/train.parquet",
+        policy=f"{ARMORM}/base_policy",
+    output:
+        f"{ARMORM}/online/prompts.parquet",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/armorm/online/prompts.log",
+    benchmark:
+        f"{BENCHMARKS}/armorm/online/prompts.tsv"
+    params:
+        max_prompt_tokens=lookup(dpath="armorm/completions/max_prompt_tokens", within=config),
+    shell:
+        "python -m workflow_scripts.armorm.online --prompts {input.prompts:q} --policy {input.policy:q} "
+        "--max-prompt-tokens {params.max_prompt_tokens} --out {output:q} > {log:q} 2>&1"
+
+
+use rule align as armorm_align_online with:
+    input:
+        pairs=f"{ARMORM}/online/prompts.parquet",
+        policy=f"{ARMORM}/base_policy",
+        **A.reward_input(),
+        **W.canary_input(),
+    output:
+        policy=directory(f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+    log:
+        f"{LOGS}/armorm/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/armorm/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    threads: W.procs("align")
+    resources:
+        gpu=0,
+        nproc=W.procs("align"),
+    params:
+        flags=A.online_flags,
+
+
+use rule armorm_evaluate as armorm_evaluate_online with:
+    input:
+        policy=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
+        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
+        **A.reward_input(),
+    output:
+        csv=f"{ARMORM}/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+    log:
+        f"{LOGS}/armorm/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/armorm/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        flags=A.online_eval_flags,
+
+
 rule armorm_report:
     input:
         evals=A.eval_csvs(),

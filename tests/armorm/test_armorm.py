@@ -338,6 +338,7 @@ def test_mini_spider_target_builds_only_the_armorm_stage(tmp_path):
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = _rule_counts(plan)
     assert counts["armorm_align"] == 8 and counts["armorm_evaluate"] == 16 and counts["armorm_evaluate_base"] == 2
+    assert counts["armorm_align_online"] == 2 and counts["armorm_evaluate_online"] == 4
     assert counts["armorm_reward_model"] == 1
     assert not any(rule.startswith(("emotion", "radius")) for rule in counts), counts
 
@@ -345,10 +346,14 @@ def test_mini_spider_target_builds_only_the_armorm_stage(tmp_path):
 @pytest.mark.slow
 def test_mini_table_has_every_variant_and_objective(armorm_run):
     table = pd.read_csv(armorm_run.dir / "results/mini/tables/armorm_objectives.csv", dtype={"radius": str})
-    assert table["pair"].unique().tolist() == [PAIR]
-    assert table["variant"].tolist() == ["sft"] + VARIANTS                # one radius each, SFT first
-    assert table.loc[table.variant == "sft", "radius"].item() == "0"
-    assert table["selected"].tolist() == [False] + [True] * len(VARIANTS)  # a single choice per variant
+    # both regimes are configured in the mini preset: the online runner's rows follow the offline ones
+    assert table["pair"].unique().tolist() == [PAIR, PAIR + "@online"]
+    offline = table[table["pair"] == PAIR]
+    assert offline["variant"].tolist() == ["sft"] + VARIANTS                # one radius each, SFT first
+    assert offline.loc[offline.variant == "sft", "radius"].item() == "0"
+    assert offline["selected"].tolist() == [False] + [True] * len(VARIANTS)  # a single choice per variant
+    online = table[table["pair"] == PAIR + "@online"]
+    assert online["variant"].tolist() == ["sft", "rebel", "kl-dpo"]          # armorm.online.variants
     assert (table["n_seeds"] == 1).all()
     numeric = table.select_dtypes("number")
     assert numeric.notna().all().all() and np.isfinite(numeric.to_numpy(dtype=float)).all()
@@ -357,7 +362,7 @@ def test_mini_table_has_every_variant_and_objective(armorm_run):
     # every axis is unseen for this pair: the worst case is the minimum over all of them
     assert table["worst_unseen_mean"].to_numpy() == pytest.approx(table[[f"{a}_mean" for a in AXES]].min(axis=1))
     md = (armorm_run.dir / "results/mini/tables/armorm_objectives.md").read_text()
-    assert "χ²-REBEL" in md and "Worst unseen" in md
+    assert "χ²-REBEL" in md and "Worst unseen" in md and "(online)" in md
     assert (armorm_run.dir / "results/mini/tables/armorm_objectives.tex").stat().st_size > 500
 
 
@@ -379,6 +384,16 @@ def test_mini_figures_and_intermediate_outputs(armorm_run):
     info = json.loads((root / f"armorm/align/{PAIR}/w-rebel/1/eta1/0/run_info.json").read_text())
     assert info["zero_stage"] == 2 and info["args"]["pairs"].endswith(f"prefs/{PAIR}/0/train.parquet")
     assert info["args"]["wasserstein_form"] == "pointwise"            # where the ArmoRM radii come from
+    # the online runner: iterations sample from pi_t and are scored by the ArmoRM stand-in (a Scorer)
+    metrics = json.loads((root / f"armorm/align/{PAIR}@online/rebel/0/eta1/0/metrics.json").read_text())
+    assert metrics["regime"] == "online" and metrics["anchor"] == "iterate" and metrics["iterations"] == 2
+    history = pd.read_csv(root / f"armorm/align/{PAIR}@online/rebel/0/eta1/0/history.csv")
+    assert history["mean_reward"].notna().all() and history["logratio_ref_absmax"].iloc[0] == 0.0
+    assert history.groupby("iteration")["mean_reward"].nunique().eq(1).all()   # one fresh batch per iteration
+    assert history["mean_reward"].nunique() == 2                                # ... and a new one each time
+    info = json.loads((root / f"armorm/align/{PAIR}@online/rebel/0/eta1/0/run_info.json").read_text())
+    assert info["args"]["scorer"] == "workflow_scripts.armorm.model:ArmoRMScorer"
+    assert info["args"]["objectives"] == PAIR.split("+") and info["args"]["alpha0"] == 0.1
     for split, n in (("validation", 12), ("test", 12)):
         evaluation = pd.read_csv(root / f"armorm/eval/{split}/{PAIR}/dpo/0/beta0.1/0.csv")
         assert evaluation["objective"].tolist() == list(SCORE_COLUMNS) and (evaluation["n"] == 2 * n).all()

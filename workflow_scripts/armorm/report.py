@@ -156,7 +156,13 @@ def _save(fig, stem: str | Path) -> dict[str, Path]:
 
 def _pair_title(spec: dict) -> str:
     (o1, o2), (w1, w2) = spec["objectives"], spec["weights"]
-    return f"trained on {w1:g}·{o1}\n+ {w2:g}·{o2}"
+    how = "online runner on" if spec.get("regime") == "online" else "trained on"
+    return f"{how} {w1:g}·{o1}\n+ {w2:g}·{o2}"
+
+
+def fmt_pair(name: str) -> str:
+    """``"o1 + o2"``, and ``"o1 + o2 (online)"`` for the online runner's runs."""
+    return name.replace("+", " + ").replace("@online", " (online)")
 
 
 def _legend_label(variant: str, best: dict) -> str:
@@ -319,7 +325,7 @@ def build_report(inputs, scores_path, pairs, axes, alphas, spider, alpha_sweep, 
         CELL_KEYS + ["validation_score"]], on=CELL_KEYS, how="left")
     table["selected"] = mark_selected(table, chosen, ["pair", "variant"])
     write_table(table, table_stem, columns=table_columns(axes),
-                formatters={"variant": fmt_variant, "pair": lambda p: p.replace("+", " + "), "hp": fmt_hparam,
+                formatters={"variant": fmt_variant, "pair": fmt_pair, "hp": fmt_hparam,
                             "selected": lambda x: "✓" if x else ""},
                 count_column="n_seeds", precision=3)
     plot_spider(table, pairs, axes, best, spider)

@@ -30,10 +30,11 @@ def make_pairs(prompt_ids: Sequence, y1_ids: Sequence, y2_ids: Sequence, r1, r2,
     return pd.DataFrame({**columns, **extra})
 
 
-def read_pairs(path: str) -> pd.DataFrame:
-    """A pairs file, with a one-line error naming what is missing."""
+def read_pairs(path: str, columns=PAIR_COLUMNS) -> pd.DataFrame:
+    """A pairs file (or, with ``columns=("prompt_ids",)``, a prompt pool), with a one-line error naming
+    what is missing."""
     df = pd.read_parquet(path)
-    missing = [c for c in PAIR_COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: pairs file lacks columns {missing}.")
     if len(df) == 0:

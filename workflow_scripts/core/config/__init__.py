@@ -110,6 +110,12 @@ def _armorm_errors(config: dict) -> list[str]:
         errors.append(f"config key 'armorm.prompts.n_validation' ({prompts['n_validation']}) must be smaller than "
                       f"n_train ({prompts['n_train']}): the validation prompts are held out of the training prompts")
     errors += _align_errors("armorm", section["align"], config["launch"]["cpu_procs"]["align"])
+    if "online" in section["regimes"]:
+        errors += _align_errors("armorm.online", section["online"]["align"], config["launch"]["cpu_procs"]["align"])
+        if section["online"]["align"]["regime"] != "online":
+            errors.append("config key 'armorm.online.align.regime' must be 'online'")
+    if section["align"]["regime"] != "offline":
+        errors.append("config key 'armorm.align.regime' must be 'offline' (the online runner is armorm.online)")
     if section["evaluate"]["selection"] == "best" and section["evaluate"]["samples_per_prompt"] < 2:
         errors.append("config key 'armorm.evaluate.selection' is 'best', which needs samples_per_prompt >= 2")
     return errors

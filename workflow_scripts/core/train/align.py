@@ -31,6 +31,7 @@ policy to its reference is exactly 0 (logged as ``logratio_ref_absmax``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ import torch.distributed as dist
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything, write_run_info
 from workflow_scripts.core.generation import build_pair_batch, forward_logprob, sample_completions, stop_token_ids
-from workflow_scripts.core.pairs import make_pairs, read_pairs
+from workflow_scripts.core.pairs import PAIR_COLUMNS, make_pairs, read_pairs
 from workflow_scripts.core.scoring import check_scores, load_scorer
 from workflow_scripts.core.losses import SampleStats, get_variant, robust_objective
 from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix
@@ -59,10 +60,12 @@ logger = logging.getLogger("align")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("inputs and outputs")
-    io.add_argument("--pairs", required=True, help="pairs parquet (offline data; prompts for the online regime)")
+    io.add_argument("--pairs", required=True, help="pairs parquet (offline data); the online regime's prompt pool "
+                    "(column prompt_ids, and prompt: the text the scorer reads, when present)")
     io.add_argument("--policy", required=True, help="initial policy directory (the SFT model); also the reference")
     io.add_argument("--reward-model", help="reward model (online regime only): the scorer's directory or hub id")
     io.add_argument("--scorer", help="online regime: the Scorer class (package.module:Class) that loads --reward-model")
+    io.add_argument("--scorer-options", default="{}", help="online regime: JSON keyword arguments of the scorer's load()")
     io.add_argument("--out", required=True, help="output directory: policy/, metrics.json, history.csv, run_info.json")
     v = p.add_argument_group("variant")
     v.add_argument("--variant", required=True, help="rebel, w-rebel, kl-rebel, chi2-rebel, dpo, wdpo, kl-dpo, chi2-dpo")
@@ -159,7 +162,8 @@ class Aligner:
         self.precision = resolve_precision(args.precision)
         self.tokenizer = load_tokenizer(args.policy)
         self.pad_id = self.tokenizer.pad_token_id
-        self.pairs = read_pairs(args.pairs)
+        # online: only a prompt pool is needed (prompt_ids, and the prompt text when the scorer reads chat prompts)
+        self.pairs = read_pairs(args.pairs, ("prompt_ids",) if args.regime == "online" else PAIR_COLUMNS)
         self.iterations = self._count_iterations()
 
         seed_everything(args.seed)
@@ -172,7 +176,7 @@ class Aligner:
         # table of every pair's log-probs under the initial module; online, a frozen copy of the SFT policy.
         self.reference_model, self.reference_table = None, None
         if args.regime == "online":
-            self.scorer = load_scorer(args.scorer, args.reward_model, self.device)
+            self.scorer = load_scorer(args.scorer, args.reward_model, self.device, **json.loads(args.scorer_options))
             self.stops = stop_token_ids(policy, self.tokenizer)
             self.reference_model = load_causal_lm(args.policy).to(self.device).eval()
             disable_dropout(self.reference_model)
