@@ -175,15 +175,17 @@ use rule align as armorm_align with:
 use rule evaluate as armorm_evaluate with:
     input:
         policy=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
-        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
+        validation_prompts=f"{ARMORM}/prompts/validation.parquet",
+        test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        csv=f"{ARMORM}/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        validation=f"{ARMORM}/eval/validation/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{ARMORM}/eval/test/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/completions/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
     log:
-        f"{LOGS}/armorm/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        f"{LOGS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{split}}/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         module="workflow_scripts.armorm.evaluate",
         flags=A.eval_flags,
@@ -193,15 +195,17 @@ use rule evaluate as armorm_evaluate with:
 use rule armorm_evaluate as armorm_evaluate_base with:
     input:
         policy=f"{ARMORM}/base_policy",
-        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
+        validation_prompts=f"{ARMORM}/prompts/validation.parquet",
+        test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        csv=f"{ARMORM}/eval/{{split}}/sft/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/{{split}}/sft/{{seed}}.parquet",
+        validation=f"{ARMORM}/eval/validation/sft/{{seed}}.csv",
+        test=f"{ARMORM}/eval/test/sft/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/completions/sft/{{seed}}.parquet",
     log:
-        f"{LOGS}/armorm/eval/{{split}}/sft/{{seed}}.log",
+        f"{LOGS}/armorm/eval/sft/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{split}}/sft/{{seed}}.tsv"
+        f"{BENCHMARKS}/armorm/eval/sft/{{seed}}.tsv"
 
 
 # The DRO-REBEL authors' online runner (armorm.online, when armorm.regimes lists it): the same alignment
@@ -251,15 +255,17 @@ use rule align as armorm_align_online with:
 use rule armorm_evaluate as armorm_evaluate_online with:
     input:
         policy=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
-        prompts=f"{ARMORM}/prompts/{{split}}.parquet",
+        validation_prompts=f"{ARMORM}/prompts/validation.parquet",
+        test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        csv=f"{ARMORM}/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        validation=f"{ARMORM}/eval/validation/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{ARMORM}/eval/test/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{ARMORM}/eval/completions/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
     log:
-        f"{LOGS}/armorm/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        f"{LOGS}/armorm/eval/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{split}}/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/armorm/eval/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         flags=A.online_eval_flags,
 

@@ -18,7 +18,6 @@ except ConfigError as error:
 # Light modules only (no torch, no pandas): planning a grid must stay fast.
 from workflow_scripts.core.losses.registry import VARIANTS
 from workflow_scripts.core.workflow import (
-    EVAL_SPLITS,
     Workflow,
     cli_flags,
     hparam_flag,

@@ -10,7 +10,6 @@ wildcard_constraints:
     hp=r"(eta|beta)[0-9][0-9.e+-]*",
     seed=r"\d+",
     data_seed=r"\d+",
-    split="|".join(EVAL_SPLITS),
 
 
 # The GPU canary: one short job, launched exactly like an alignment job (same launcher, same
@@ -70,21 +69,23 @@ rule align:
         )
 
 
-# One policy's generations on the validation or test prompts, scored (radii and eta/beta are selected on
-# validation, results reported on test). An experiment sets the inputs, the paths, `params.module` (its
-# evaluation CLI) and `params.flags` (data and reward-model arguments, its evaluate section).
+# One policy's generations on the validation AND the test prompts, scored (radii and eta/beta are selected on
+# validation, results reported on test); one job, so the policy and the reward model load once. An
+# experiment sets the inputs, the paths, `params.module` (its evaluation CLI) and `params.flags` (data and
+# reward-model arguments, its evaluate section).
 rule evaluate:
     input:
         policy=f"{RESULTS}/templates/evaluate/policy",
     output:
-        csv=f"{RESULTS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{RESULTS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        validation=f"{RESULTS}/templates/evaluate/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{RESULTS}/templates/evaluate/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{RESULTS}/templates/evaluate/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
     conda:
         "envs/train.yaml"
     log:
-        f"{LOGS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        f"{LOGS}/templates/evaluate/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/templates/evaluate/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/templates/evaluate/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     threads: 1
     resources:
         gpu=0,
@@ -93,6 +94,6 @@ rule evaluate:
         label=run_label,
         flags="",
     shell:
-        "export OMP_NUM_THREADS={threads}; python -m {params.module} --policy {input.policy:q} "
-        "--split {wildcards.split} {params.label} --seed {wildcards.seed} --out {output.csv:q} "
+        "export OMP_NUM_THREADS={threads}; python -m {params.module} --policy {input.policy:q} {params.label} "
+        "--seed {wildcards.seed} --out validation={output.validation:q} --out test={output.test:q} "
         "--completions-out {output.completions:q} {params.flags} > {log:q} 2>&1"

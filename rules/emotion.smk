@@ -164,12 +164,13 @@ use rule evaluate as emotion_evaluate with:
         reward_model=f"{EMOTION}/reward_model/model",
         data=f"{EMOTION}/data",
     output:
-        csv=f"{EMOTION}/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{EMOTION}/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        validation=f"{EMOTION}/eval/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{EMOTION}/eval/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{EMOTION}/eval/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
     log:
-        f"{LOGS}/emotion/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        f"{LOGS}/emotion/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/emotion/eval/{{split}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        f"{BENCHMARKS}/emotion/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         module="workflow_scripts.emotion.evaluate",
         flags=E.eval_flags,
@@ -182,12 +183,13 @@ use rule emotion_evaluate as emotion_evaluate_sft with:
         reward_model=f"{EMOTION}/reward_model/model",
         data=f"{EMOTION}/data",
     output:
-        csv=f"{EMOTION}/eval/{{split}}/sft/{{seed}}.csv",
-        completions=f"{EMOTION}/eval/{{split}}/sft/{{seed}}.parquet",
+        validation=f"{EMOTION}/eval/validation/sft/{{seed}}.csv",
+        test=f"{EMOTION}/eval/test/sft/{{seed}}.csv",
+        completions=f"{EMOTION}/eval/completions/sft/{{seed}}.parquet",
     log:
-        f"{LOGS}/emotion/eval/{{split}}/sft/{{seed}}.log",
+        f"{LOGS}/emotion/eval/sft/{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/emotion/eval/{{split}}/sft/{{seed}}.tsv"
+        f"{BENCHMARKS}/emotion/eval/sft/{{seed}}.tsv"
 
 
 # Radius and eta/beta per variant chosen on validation; the alpha sweep, training curves, robustness and

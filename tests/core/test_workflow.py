@@ -30,8 +30,8 @@ def test_paper_preset_plans_the_whole_grid_offline():
             counts[parts[0]] = int(parts[1])
     # paper: 3 seeds x [REBEL family (1 + 3 robust x 3 radii) x 3 etas + DPO family (1 + 3 x 3) x 1 beta]
     assert counts["emotion_align"] == 3 * (10 * 3 + 10 * 1)
-    # every policy on validation and test, the SFT baseline per seed too
-    assert counts["emotion_evaluate"] == 2 * 120 and counts["emotion_evaluate_sft"] == 2 * 3
+    # every policy on validation and test (one job each), the SFT baseline per seed too
+    assert counts["emotion_evaluate"] == 120 and counts["emotion_evaluate_sft"] == 3
     assert counts["emotion_pairs"] == 3                       # one set of pairs per training seed (per_seed)
     assert counts["emotion_sft"] == 1 and counts["emotion_reward_model"] == 1
 

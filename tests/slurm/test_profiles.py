@@ -60,7 +60,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- resolution and planning
 @pytest.mark.parametrize("target, expected", [
-    ("all", {"gpu_canary": 1, "emotion_align": 120, "emotion_evaluate": 240, "emotion_report": 1}),
+    ("all", {"gpu_canary": 1, "emotion_align": 120, "emotion_evaluate": 120, "emotion_report": 1}),
     ("results/paper/figures/emotion_alpha_sweep.pdf", {"gpu_canary": 1, "emotion_align": 120, "emotion_report": 1}),
 ])
 def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_home, target, expected):

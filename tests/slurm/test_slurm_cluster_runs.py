@@ -223,7 +223,7 @@ def test_cancelled_alignment_job_is_retried_and_only_its_complete_output_is_used
     # attempt 1 cancelled, attempt 2 completed, then the evaluation: nothing else reran
     assert by_rule == [(("emotion_align", "chi2-rebel_1_eta10_0"), "CANCELLED", victim),
                        (("emotion_align", "chi2-rebel_1_eta10_0"), "COMPLETED", jobs[1]["id"]),
-                       (("emotion_evaluate", "test_chi2-rebel_1_eta10_0"), "COMPLETED", jobs[2]["id"])], by_rule
+                       (("emotion_evaluate", "chi2-rebel_1_eta10_0"), "COMPLETED", jobs[2]["id"])], by_rule
     assert f"SLURM-job '{victim}' failed, SLURM status is: 'CANCELLED'" in out
     assert "Trying to restart job" in out
     assert jobs[2]["start"] >= jobs[1]["end"]          # evaluation read the retried, complete policy

@@ -9,14 +9,16 @@ objective (the 19 heads and ``ArmoRM``):
   per-objective averages" of that file: this is our reading of "best-of-10";
 - ``--selection best``: per prompt, only the completion with the highest ``--best-by`` score.
 
-Writes a long CSV (``variant, radius, hp, seed, pair, split, objective, value, n``) and,
+Writes a long CSV per split (``variant, radius, hp, seed, pair, split, objective, value, n``) and,
 optionally, the scored completions. Every policy is evaluated on the validation prompts (held
-out of training; selection) and on the test prompts (reported).
+out of training; selection) and on the test prompts (reported), in one job: the policy and the
+reward model load once.
 
     python -m workflow_scripts.armorm.evaluate --policy align/<pair>/kl-dpo/0.05/beta0.01/0/policy \
-        --prompts prompts/test.parquet --split test --reward-model RLHFlow/ArmoRM-Llama3-8B-v0.1 \
-        --allowlist RLHFlow/ArmoRM-Llama3-8B-v0.1 --variant kl-dpo --radius 0.05 --hp beta0.01 --seed 0 \
-        --pair <pair> --out eval.csv
+        --prompts validation=prompts/validation.parquet --prompts test=prompts/test.parquet \
+        --reward-model RLHFlow/ArmoRM-Llama3-8B-v0.1 --allowlist RLHFlow/ArmoRM-Llama3-8B-v0.1 \
+        --variant kl-dpo --radius 0.05 --hp beta0.01 --seed 0 --pair <pair> \
+        --out validation=eval/validation/run.csv --out test=eval/test/run.csv
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging, write_frame_atomic
+from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
 from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.armorm.completions import generate
 from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
@@ -51,15 +53,15 @@ def aggregate(scored: pd.DataFrame, selection: str = "mean", best_by: str = "Arm
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
-    p.add_argument("--prompts", required=True, help="validation or test prompts parquet")
-    p.add_argument("--split", default="test", choices=("validation", "test"), help="label written into the CSV")
+    p.add_argument("--prompts", action="append", required=True, metavar="SPLIT=PARQUET",
+                   help="per split (validation, test): its prompts")
     p.add_argument("--variant", required=True, help="label written into the CSV (sft for the base policy)")
     p.add_argument("--radius", default="0")
     p.add_argument("--hp", default="sft", help="label: the base hyperparameter (eta1, beta0.01)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--pair", default="", help="training pair name (empty for the base policy)")
-    p.add_argument("--out", required=True, help="CSV")
-    p.add_argument("--completions-out", help="parquet of the scored completions")
+    p.add_argument("--out", action="append", required=True, metavar="SPLIT=CSV", help="per split: the objectives CSV")
+    p.add_argument("--completions-out", help="parquet of the scored completions (every split)")
     p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
     p.add_argument("--samples-per-prompt", type=int, default=10)
     p.add_argument("--temperature", type=float, default=0.1)
@@ -76,35 +78,46 @@ def parse_args(argv=None):
 def main(argv=None):
     setup_logging()
     a = parse_args(argv)
+    prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
+    if set(prompt_files) != set(outputs):
+        raise SystemExit(f"--prompts splits {sorted(prompt_files)} differ from --out splits {sorted(outputs)}.")
     seed_everything(a.seed)
     device = job_device()
-    prompts = pd.read_parquet(a.prompts)
-    if a.n_prompts:
-        prompts = prompts.head(a.n_prompts)
     started = time.time()
     tokenizer = load_tokenizer(a.policy)
     policy = load_sampling_policy(a.policy, device)
-    # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
-    scored = generate(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
-                      top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                      batch_size=a.batch_size, seed=a.seed + 7919, device=device, desc="evaluation samples")
-    scored.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
+    sampled = {}
+    for split, path in prompt_files.items():
+        prompts = pd.read_parquet(path)
+        if a.n_prompts:
+            prompts = prompts.head(a.n_prompts)
+        # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
+        frame = generate(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt,
+                         temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
+                         max_prompt_tokens=a.max_prompt_tokens, batch_size=a.batch_size, seed=a.seed + 7919,
+                         device=device, desc=f"{split} samples")
+        frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
+        sampled[split] = frame
     generated = time.time()
     del policy
+    # One reward model for every split (an 8B model loads once), each split scored on its own.
     scorer = make_scorer(a, device)
-    scores = scorer.score(scored["prompt"].tolist(), scored["response"].tolist(), desc="evaluation scoring")
-    scored = pd.concat([scored.reset_index(drop=True), scores], axis=1)
-    table = aggregate(scored, a.selection, a.best_by)
-    for column, value in (("split", a.split), ("pair", a.pair), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
-                          ("variant", a.variant)):
-        table.insert(0, column, value)
-    write_frame_atomic(table, a.out)
+    completions = []
+    for split, frame in sampled.items():
+        scores = scorer.score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"{split} scoring")
+        scored = pd.concat([frame.reset_index(drop=True), scores], axis=1)
+        table = aggregate(scored, a.selection, a.best_by)
+        for column, value in (("split", split), ("pair", a.pair), ("seed", a.seed), ("hp", a.hp),
+                              ("radius", a.radius), ("variant", a.variant)):
+            table.insert(0, column, value)
+        write_frame_atomic(table, outputs[split])
+        completions.append(scored.drop(columns=["prompt_ids", "response_ids"]).assign(split=split))
+        means = dict(zip(table["objective"], table["value"]))
+        logger.info("%s %s radius %s %s seed %d, %s prompts: %d completions; ArmoRM %.4f", a.variant,
+                    a.pair or "(base)", a.radius, a.hp, a.seed, split, len(scored), means["ArmoRM"])
     if a.completions_out:
-        write_frame_atomic(scored.drop(columns=["prompt_ids", "response_ids"]), a.completions_out)
-    means = dict(zip(table["objective"], table["value"]))
-    logger.info("%s %s radius %s %s seed %d, %s prompts: %d completions (%.1fs sampling, %.1fs scoring); ArmoRM %.4f",
-                a.variant, a.pair or "(base)", a.radius, a.hp, a.seed, a.split, len(scored), generated - started,
-                time.time() - generated, means["ArmoRM"])
+        write_frame_atomic(pd.concat(completions, ignore_index=True), a.completions_out)
+    logger.info("%.1fs sampling, %.1fs scoring", generated - started, time.time() - generated)
 
 
 if __name__ == "__main__":

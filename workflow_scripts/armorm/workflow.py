@@ -76,7 +76,7 @@ class ArmoRMRules:
 
     def eval_flags(self, wildcards, input, suffix: str = "") -> str:
         return " ".join([
-            f"--prompts {shlex.quote(input.prompts)}",
+            f"--prompts validation={shlex.quote(input.validation_prompts)} --prompts test={shlex.quote(input.test_prompts)}",
             f"--pair={wildcards.pair}{suffix}" if "pair" in wildcards.keys() else "",
             cli_flags(self.cfg["evaluate"], ["n_prompts", "samples_per_prompt", "temperature", "top_p",
                                              "max_new_tokens", "batch_size", "selection", "best_by"]),

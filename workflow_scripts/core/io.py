@@ -124,3 +124,14 @@ def read_texts(directory: str | os.PathLike, split: str, column: str = "text") -
     if column not in frame.columns:
         raise ValueError(f"{path}: no column {column!r} (found {list(frame.columns)}).")
     return frame[column].astype(str).tolist()
+
+
+def split_paths(items, allowed=("validation", "test")) -> dict[str, str]:
+    """``["validation=a.csv", "test=b.csv"]`` -> ``{"validation": "a.csv", "test": "b.csv"}`` (a CLI helper)."""
+    out = {}
+    for item in items or []:
+        split, sep, path = item.partition("=")
+        if not sep or split not in allowed or not path:
+            raise ValueError(f"expected SPLIT=PATH with SPLIT one of {allowed}, got {item!r}.")
+        out[split] = path
+    return out

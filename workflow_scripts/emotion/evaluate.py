@@ -1,12 +1,14 @@
 """Shift evaluation of one trained policy (SPEC 5.1).
 
-Generates completions on held-out prompts (the first tokens of the validation or test split's
-texts), scores them with the reward model, and reports the mean r*(alpha) for every alpha of
-the grid and both mixtures. One CSV row per (mixture, alpha). Every policy is evaluated on both
-splits: validation rows select radii and base hyperparameters, test rows are reported.
+Generates completions on held-out prompts (the first tokens of the validation and the test split's
+texts), scores them with the reward model, and reports the mean r*(alpha) for every alpha of the
+grid and both mixtures: one CSV per split, one row per (mixture, alpha). Validation rows select
+radii and base hyperparameters, test rows are reported. Both splits in one job: the policy and the
+reward model load once.
 
     python -m workflow_scripts.emotion.evaluate --policy align/kl-rebel/0.5/eta1/0/policy --reward-model rm/ \
-        --data DIR --split test --variant kl-rebel --radius 0.5 --hp eta1 --seed 0 --out rewards.csv
+        --data DIR --variant kl-rebel --radius 0.5 --hp eta1 --seed 0 \
+        --out validation=eval/validation/run.csv --out test=eval/test/run.csv --completions-out run.parquet
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging, write_frame_atomic
+from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
 from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.emotion.data import load_emotion_split
 from workflow_scripts.emotion.pairs import make_prompts, score_completions
@@ -32,14 +34,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
     p.add_argument("--reward-model", required=True)
-    p.add_argument("--data", required=True, help="emotion dataset; prompts come from --split")
-    p.add_argument("--split", default="test")
+    p.add_argument("--data", required=True, help="emotion dataset; prompts come from the splits of --out")
     p.add_argument("--variant", required=True, help="label written into the CSV (sft for the baseline)")
     p.add_argument("--radius", default="0", help="label written into the CSV (canonical spelling)")
     p.add_argument("--hp", default="sft", help="label written into the CSV: the base hyperparameter (eta1, beta0.1)")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="CSV: mean r*(alpha) per mixture and alpha")
-    p.add_argument("--completions-out", help="parquet of the scored completions (one row per sample)")
+    p.add_argument("--out", action="append", required=True, metavar="SPLIT=CSV",
+                   help="per split (validation, test): CSV of the mean r*(alpha) per mixture and alpha")
+    p.add_argument("--completions-out", help="parquet of the scored completions (one row per sample, every split)")
     p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
     p.add_argument("--samples-per-prompt", type=int, default=1)
     p.add_argument("--prompt-tokens", type=int, default=4)
@@ -59,38 +61,48 @@ def mixture_table(r1: np.ndarray, r2: np.ndarray, alphas, mixtures) -> pd.DataFr
                          for kind in mixtures for alpha in alphas])
 
 
+def evaluate_split(policy, tokenizer, scorer, a, split: str, device):
+    """(table, completions) of one split: the mean r*(alpha) rows and the scored samples."""
+    prompts = make_prompts(tokenizer, load_emotion_split(a.data, split)["text"], a.prompt_tokens, a.n_prompts)
+    # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
+    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
+                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
+                                     num_return_sequences=a.samples_per_prompt, generator_seed=a.seed + 7919,
+                                     batch_size=a.batch_size, device=device, desc=f"{split} samples")
+    repeated = [p for p in prompts for _ in range(a.samples_per_prompt)]
+    scores = score_completions(scorer, tokenizer, repeated, completions)
+    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
+    table = mixture_table(scores[:, j1], scores[:, j2], a.alphas, a.mixtures)
+    for column, value in (("split", split), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
+                          ("variant", a.variant)):
+        table.insert(0, column, value)
+    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
+    samples = pd.DataFrame({"split": split, "prompt_idx": np.repeat(np.arange(len(prompts)), a.samples_per_prompt),
+                            "sample": np.tile(np.arange(a.samples_per_prompt), len(prompts)),
+                            "prompt": [decode(p) for p in repeated], "completion": [decode(c) for c in completions],
+                            **{e: scores[:, j] for j, e in enumerate(REWARD_EMOTIONS)}})
+    logger.info("%s radius %s %s seed %d, %s split: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius,
+                a.hp, a.seed, split, len(completions), a.objectives[0], scores[:, j1].mean(), a.objectives[1],
+                scores[:, j2].mean())
+    return table, samples
+
+
 def main(argv=None):
     setup_logging()
     a = parse_args(argv)
-    # The evaluation seed is fixed per run seed, so every variant is scored on the same prompts
-    # with the same sampling noise stream.
+    outputs = split_paths(a.out)
     seed_everything(a.seed)
     device = job_device()
     tokenizer = load_tokenizer(a.policy)
     policy = load_sampling_policy(a.policy, device)
-    reward_model = EmotionScorer(a.reward_model, device)
-    prompts = make_prompts(tokenizer, load_emotion_split(a.data, a.split)["text"], a.prompt_tokens, a.n_prompts)
-    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
-                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
-                                     num_return_sequences=a.samples_per_prompt, generator_seed=a.seed + 7919,
-                                     batch_size=a.batch_size, device=device, desc="evaluation samples")
-    repeated = [p for p in prompts for _ in range(a.samples_per_prompt)]
-    scores = score_completions(reward_model, tokenizer, repeated, completions)
-    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
-    table = mixture_table(scores[:, j1], scores[:, j2], a.alphas, a.mixtures)
-    for column, value in (("split", a.split), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
-                          ("variant", a.variant)):
-        table.insert(0, column, value)
-    write_frame_atomic(table, a.out)
+    scorer = EmotionScorer(a.reward_model, device)
+    samples = []
+    for split, path in outputs.items():
+        table, scored = evaluate_split(policy, tokenizer, scorer, a, split, device)
+        write_frame_atomic(table, path)
+        samples.append(scored)
     if a.completions_out:
-        decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
-        samples = pd.DataFrame({"prompt_idx": np.repeat(np.arange(len(prompts)), a.samples_per_prompt),
-                                "sample": np.tile(np.arange(a.samples_per_prompt), len(prompts)),
-                                "prompt": [decode(p) for p in repeated], "completion": [decode(c) for c in completions],
-                                **{e: scores[:, j] for j, e in enumerate(REWARD_EMOTIONS)}})
-        write_frame_atomic(samples, a.completions_out)
-    logger.info("%s radius %s %s seed %d, %s split: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius,
-                a.hp, a.seed, a.split, len(completions), a.objectives[0], scores[:, j1].mean(), a.objectives[1], scores[:, j2].mean())
+        write_frame_atomic(pd.concat(samples, ignore_index=True), a.completions_out)
 
 
 if __name__ == "__main__":
