@@ -20,6 +20,7 @@ include: "rules/common.smk"
 include: "rules/core.smk"
 include: "rules/emotion.smk"
 include: "rules/armorm.smk"
+include: "rules/hh.smk"
 include: "rules/radius_coverage.smk"
 
 
@@ -28,6 +29,7 @@ rule all:
     input:
         E.outputs(),
         A.outputs(),
+        H.outputs(),
         RC.outputs(),
 
 
@@ -40,6 +42,11 @@ rule emotion:
 rule armorm:
     input:
         A.outputs(),
+
+
+rule hh:
+    input:
+        H.outputs(),
 
 
 rule radius_coverage:

@@ -21,6 +21,7 @@ from workflow_scripts.core.workflow import (
     Workflow,
     cli_flags,
     hparam_flag,
+    input_parent,
     launch,
     model_spec_arg,
     output_stem,

@@ -34,6 +34,42 @@ rule gpu_canary:
         launch("workflow_scripts.tools.canary --out {output:q} --expected-gpus {resources.gpu} > {log:q} 2>&1")
 
 
+# Supervised fine-tuning of a policy on a corpus of texts (the directory's train / validation splits,
+# column `text`). An experiment sets the corpus, the tokenizer, the paths and `params` (model spec, flags).
+rule sft:
+    input:
+        data=f"{RESULTS}/templates/sft/corpus",
+        tokenizer=f"{RESULTS}/templates/sft/tokenizer",
+    output:
+        model=directory(f"{RESULTS}/templates/sft/model"),
+        metrics=f"{RESULTS}/templates/sft/metrics.json",
+        run_info=f"{RESULTS}/templates/sft/run_info.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/templates/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/templates/sft.tsv"
+    threads: W.procs("sft")
+    resources:
+        gpu=0,
+        nproc=W.procs("sft"),
+    params:
+        model="",
+        seed=config["seeds"][0],
+        flags="",
+        run_name=config["run_name"],
+        # beside the model, not inside a declared output (Snakemake removes those on failure)
+        ckpt_dir=f"{RESULTS}/templates/sft/checkpoints",
+    shell:
+        launch(
+            "workflow_scripts.core.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
+            "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
+            "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
+            "--run-name={params.run_name:q} > {log:q} 2>&1"
+        )
+
+
 # One DeepSpeed alignment job: the ONE entry point (workflow_scripts.core.train.align) for every
 # variant, radius, eta/beta and seed of every experiment. An experiment sets the inputs (pairs, initial
 # policy), the paths, and `params.flags` (its losses and align sections; its scorer for the online regime).

@@ -43,7 +43,7 @@ rule emotion_tokenizer:
         "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
 
 
-rule emotion_sft:
+use rule sft as emotion_sft with:
     input:
         data=f"{EMOTION}/data",
         tokenizer=f"{EMOTION}/tokenizer",
@@ -51,30 +51,14 @@ rule emotion_sft:
         model=directory(f"{EMOTION}/sft/model"),
         metrics=f"{EMOTION}/sft/metrics.json",
         run_info=f"{EMOTION}/sft/run_info.json",
-    conda:
-        "envs/train.yaml"
     log:
         f"{LOGS}/emotion/sft.log",
     benchmark:
         f"{BENCHMARKS}/emotion/sft.tsv"
-    threads: W.procs("sft")
-    resources:
-        gpu=0,
-        nproc=W.procs("sft"),
     params:
         model=model_spec_arg(E.cfg["policy_model"]),
-        seed=config["seeds"][0],
         flags=W.train_flags(E.cfg["sft"]),
-        run_name=config["run_name"],
-        # beside the model, not inside a declared output (Snakemake removes those on failure)
         ckpt_dir=f"{EMOTION}/sft/checkpoints",
-    shell:
-        launch(
-            "workflow_scripts.core.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
-            "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
-            "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
-            "--run-name={params.run_name:q} > {log:q} 2>&1"
-        )
 
 
 rule emotion_reward_model:

@@ -89,6 +89,16 @@ def output_stem(name: str):
     return stem
 
 
+def input_parent(name: str):
+    """A params function: the directory of input ``name`` (one file, or the first of a list)."""
+
+    def parent(wildcards, input):
+        value = input[name]
+        return os.path.dirname(value if isinstance(value, str) else value[0])
+
+    return parent
+
+
 # ----------------------------------------------------------------------------- bound to the config
 class Workflow:
     """The config-bound helpers every rule file uses (``W`` in the rule files)."""

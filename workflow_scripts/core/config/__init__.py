@@ -200,6 +200,27 @@ def _semantic_errors(config: dict) -> list[str]:
         errors.append("config key 'emotion.tokenizer' is 'train-bpe', which only fits models built from a config "
                       "(emotion.policy_model must then be a mapping of GPT2Config arguments)")
     errors += _radius_coverage_errors(config["radius_coverage"])
+    errors += _hh_errors(config)
+    return errors
+
+
+def _hh_errors(config: dict) -> list[str]:
+    """The HH checks a schema cannot express."""
+    hh = config["hh"]
+    errors = _align_errors("hh", hh["align"], config["launch"]["cpu_procs"]["align"])
+    rm = hh["reward_models"]
+    if set(rm["pretrained"]) != set(rm["subsets"]):
+        errors.append(f"config key 'hh.reward_models.pretrained' names objectives {sorted(rm['pretrained'])} but "
+                      f"hh.reward_models.subsets names {sorted(rm['subsets'])}")
+    unknown = sorted(set(rm["subsets"].values()) - set(hh["data"]["subsets"]))
+    if unknown:
+        errors.append(f"config key 'hh.reward_models.subsets' uses subset(s) {unknown} that hh.data.subsets lacks")
+    names = [p["name"] for p in hh["policies"]]
+    if len(set(names)) != len(names):
+        errors.append(f"config key 'hh.policies' has duplicate names {names}")
+    data = hh["data"]
+    if data["source"] == "generated" and not data["generate"]:
+        errors.append("config key 'hh.data.source' is 'generated' but 'hh.data.generate' is not set")
     return errors
 
 

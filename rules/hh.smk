@@ -1,0 +1,265 @@
+# HH-Alignment (SPEC 5.3; the protocol is our choice, README "HH-Alignment"): dialogues -> SFT per policy ->
+# reward models {helpful, harmless} -> completions{data_seed} -> preferences{aggregation, scale} ->
+# align{policy, aggregation, scale, variant, radius, hp, seed} (the core template) -> evaluate{validation,test}
+# -> Pareto front, alpha sweep, data scale, table. Code: workflow_scripts/hh/.
+from workflow_scripts.hh.workflow import HHRules
+
+H = HHRules(W)
+HH = H.root
+
+
+wildcard_constraints:
+    policy=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    aggregation="mixture|hard_min|cvar",
+    scale=r"\d+|all",
+    objective="|".join(H.cfg["reward_models"]["subsets"]),
+
+
+rule hh_data:
+    output:
+        prompts=multiext(f"{HH}/data/prompts/", "train.parquet", "validation.parquet", "test.parquet"),
+        preferences=H.preference_files(),
+        sft_corpus=directory(f"{HH}/sft_corpus"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/data.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/data.tsv"
+    params:
+        flags=H.data_flags(),
+        out=H.data_dir,
+    shell:
+        "python -m workflow_scripts.hh.data {params.flags} --out {params.out:q} --sft-out {output.sft_corpus:q} "
+        "> {log:q} 2>&1"
+
+
+rule hh_tokenizer:
+    input:
+        f"{HH}/sft_corpus",
+    output:
+        directory(f"{HH}/{{policy}}/tokenizer"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/{{policy}}/tokenizer.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/tokenizer.tsv"
+    params:
+        source=H.tokenizer_source,
+        vocab=H.cfg["tokenizer_vocab_size"],
+    shell:
+        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
+        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+
+
+use rule sft as hh_sft with:
+    input:
+        data=f"{HH}/sft_corpus",
+        tokenizer=f"{HH}/{{policy}}/tokenizer",
+    output:
+        model=directory(f"{HH}/{{policy}}/sft/model"),
+        metrics=f"{HH}/{{policy}}/sft/metrics.json",
+        run_info=f"{HH}/{{policy}}/sft/run_info.json",
+    log:
+        f"{LOGS}/hh/{{policy}}/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/sft.tsv"
+    params:
+        model=H.policy_spec,
+        flags=W.train_flags(H.cfg["sft"]),
+        ckpt_dir=f"{HH}/{{policy}}/sft/checkpoints",
+
+
+# A Bradley-Terry reward model per objective, trained on its subset's pairs (hh.reward_models.source: train);
+# with `pretrained` the public Ray2333 models are loaded by name instead.
+rule hh_reward_tokenizer:
+    input:
+        f"{HH}/sft_corpus",
+    output:
+        directory(f"{HH}/reward_models/tokenizer"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/reward_models/tokenizer.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/reward_models/tokenizer.tsv"
+    params:
+        source=H.cfg["reward_models"]["tokenizer"],
+        vocab=H.cfg["tokenizer_vocab_size"],
+    shell:
+        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
+        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+
+
+rule hh_reward_model:
+    input:
+        pairs=H.preference_inputs,
+        tokenizer=f"{HH}/reward_models/tokenizer",
+    output:
+        model=directory(f"{HH}/reward_models/{{objective}}/model"),
+        metrics=f"{HH}/reward_models/{{objective}}/metrics.json",
+        run_info=f"{HH}/reward_models/{{objective}}/run_info.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/reward_models/{{objective}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/reward_models/{{objective}}.tsv"
+    threads: W.procs("reward_model")
+    resources:
+        gpu=0,
+        nproc=W.procs("reward_model"),
+    params:
+        pairs=input_parent("pairs"),
+        model=model_spec_arg(H.cfg["reward_models"]["model"]),
+        seed=config["seeds"][0],
+        flags=W.train_flags(H.cfg["reward_models"]["train"]),
+        run_name=config["run_name"],
+        ckpt_dir=f"{HH}/reward_models/{{objective}}/checkpoints",
+    shell:
+        launch(
+            "workflow_scripts.hh.train_reward --pairs {params.pairs:q} "
+            "--tokenizer {input.tokenizer:q} --model {params.model:q} --out {output.model:q} "
+            "--metrics {output.metrics:q} --run-info {output.run_info:q} --seed {params.seed} {params.flags} "
+            "--checkpoint-dir {params.ckpt_dir:q} --run-name={params.run_name:q} > {log:q} 2>&1"
+        )
+
+
+rule hh_completions:
+    input:
+        prompts=f"{HH}/data/prompts/train.parquet",
+        policy=f"{HH}/{{policy}}/sft/model",
+        **H.reward_model_inputs(),
+    output:
+        f"{HH}/{{policy}}/completions/{{data_seed}}/train.parquet",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/{{policy}}/completions/{{data_seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/completions/{{data_seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=0,
+        nproc=1,
+    params:
+        flags=H.completion_flags(),
+        rm=H.reward_flags,
+    shell:
+        launch(
+            "workflow_scripts.hh.completions --prompts {input.prompts:q} "
+            "--policy {input.policy:q} --out {output:q} {params.flags} {params.rm} --seed {wildcards.data_seed} "
+            "> {log:q} 2>&1"
+        )
+
+
+rule hh_prefs:
+    input:
+        f"{HH}/{{policy}}/completions/{{data_seed}}/train.parquet",
+    output:
+        pairs=f"{HH}/{{policy}}/prefs/{{aggregation}}/{{scale}}/{{data_seed}}/train.parquet",
+        summary=f"{HH}/{{policy}}/prefs/{{aggregation}}/{{scale}}/{{data_seed}}/summary.json",
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/hh/{{policy}}/prefs/{{aggregation}}/{{scale}}/{{data_seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/prefs/{{aggregation}}/{{scale}}/{{data_seed}}.tsv"
+    params:
+        flags=H.prefs_flags,
+    shell:
+        "python -m workflow_scripts.hh.prefs --completions {input:q} {params.flags} --seed {wildcards.data_seed} "
+        "--out {output.pairs:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+use rule align as hh_align with:
+    input:
+        pairs=H.prefs_path,
+        policy=f"{HH}/{{policy}}/sft/model",
+        **W.canary_input(),
+    output:
+        policy=directory(f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+    log:
+        f"{LOGS}/hh/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        flags=H.align_flags(),
+
+
+use rule evaluate as hh_evaluate with:
+    input:
+        policy=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
+        validation_prompts=f"{HH}/data/prompts/validation.parquet",
+        test_prompts=f"{HH}/data/prompts/test.parquet",
+        **H.reward_model_inputs(),
+    output:
+        validation=f"{HH}/{{policy}}/eval/validation/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{HH}/{{policy}}/eval/test/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{HH}/{{policy}}/eval/completions/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+    log:
+        f"{LOGS}/hh/{{policy}}/eval/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/eval/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        module="workflow_scripts.hh.evaluate",
+        flags=H.eval_flags,
+
+
+use rule hh_evaluate as hh_evaluate_sft with:
+    input:
+        policy=f"{HH}/{{policy}}/sft/model",
+        validation_prompts=f"{HH}/data/prompts/validation.parquet",
+        test_prompts=f"{HH}/data/prompts/test.parquet",
+        **H.reward_model_inputs(),
+    output:
+        validation=f"{HH}/{{policy}}/eval/validation/sft/{{seed}}.csv",
+        test=f"{HH}/{{policy}}/eval/test/sft/{{seed}}.csv",
+        completions=f"{HH}/{{policy}}/eval/completions/sft/{{seed}}.parquet",
+    log:
+        f"{LOGS}/hh/{{policy}}/eval/sft/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/hh/{{policy}}/eval/sft/{{seed}}.tsv"
+
+
+rule hh_report:
+    input:
+        samples=H.eval_samples(),
+        training=H.training_completions(),
+        summaries=H.prefs_summaries(),
+    output:
+        pareto_pdf=report(f"{RESULTS}/figures/hh_pareto.pdf", caption="report/hh/pareto.rst", category="HH-Alignment",
+                          labels={"figure": "Pareto front", "format": "pdf"}),
+        pareto_png=report(f"{RESULTS}/figures/hh_pareto.png", caption="report/hh/pareto.rst", category="HH-Alignment",
+                          labels={"figure": "Pareto front", "format": "png"}),
+        sweep_pdf=report(f"{RESULTS}/figures/hh_alpha_sweep.pdf", caption="report/hh/alpha_sweep.rst",
+                         category="HH-Alignment", labels={"figure": "alpha sweep", "format": "pdf"}),
+        sweep_png=report(f"{RESULTS}/figures/hh_alpha_sweep.png", caption="report/hh/alpha_sweep.rst",
+                         category="HH-Alignment", labels={"figure": "alpha sweep", "format": "png"}),
+        scale_pdf=report(f"{RESULTS}/figures/hh_scale.pdf", caption="report/hh/scale.rst", category="HH-Alignment",
+                         labels={"figure": "data scale", "format": "pdf"}),
+        scale_png=report(f"{RESULTS}/figures/hh_scale.png", caption="report/hh/scale.rst", category="HH-Alignment",
+                         labels={"figure": "data scale", "format": "png"}),
+        tables=multiext(f"{RESULTS}/tables/hh_objectives", ".csv", ".md", ".tex"),
+    localrule: True
+    conda:
+        "envs/plot.yaml"
+    log:
+        f"{LOGS}/report/hh.log",
+    benchmark:
+        f"{BENCHMARKS}/report/hh.tsv"
+    params:
+        training=H.training_flags,
+        flags=H.report_flags(),
+        pareto=subpath(output.pareto_pdf, strip_suffix=".pdf"),
+        sweep=subpath(output.sweep_pdf, strip_suffix=".pdf"),
+        scale=subpath(output.scale_pdf, strip_suffix=".pdf"),
+        table=output_stem("tables"),
+    shell:
+        "python -m workflow_scripts.hh.report --samples {input.samples:q} --training {params.training} "
+        "--summaries {input.summaries:q} {params.flags} --table {params.table:q} --pareto {params.pareto:q} "
+        "--alpha-sweep {params.sweep:q} --scale {params.scale:q} > {log:q} 2>&1"

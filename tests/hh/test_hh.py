@@ -1,0 +1,221 @@
+"""HH-Alignment: dialogue parsing, z-scores and the pessimistic aggregates (hand-computed), the Ray2333
+reward-model adapter on a tiny local GPT-2 classifier, win rates and worst cases, nested data scales,
+the paper grid's plan, and the mini stage of the session's mini run."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_scripts.hh.data import pairs_of, split_dialogue
+from workflow_scripts.hh.prefs import aggregate, build_pairs, cvar, scale_subset, zscore_stats, zscores
+from workflow_scripts.hh.report import run_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------- the hh format
+def test_prompt_is_the_dialogue_up_to_the_last_assistant_turn():
+    dialogue = ("\n\nHuman: Hi.\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke."
+                "\n\nAssistant: Why did the chicken cross the road?")
+    prompt, response = split_dialogue(dialogue)
+    assert prompt == "\n\nHuman: Hi.\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke.\n\nAssistant:"
+    assert response == " Why did the chicken cross the road?"
+    assert prompt + response == dialogue
+
+
+def test_missing_assistant_turn_names_the_row():
+    frame = pd.DataFrame({"chosen": ["\n\nHuman: a\n\nAssistant: b", "\n\nHuman: only a question"],
+                          "rejected": ["\n\nHuman: a\n\nAssistant: c", "\n\nHuman: only a question"]})
+    with pytest.raises(ValueError, match=r"helpful-base/train row 1 \(chosen\): no assistant turn") as error:
+        pairs_of(frame, "helpful-base/train")
+    assert "\n" not in str(error.value).replace("\\n", "")
+    with pytest.raises(ValueError, match="missing column"):
+        pairs_of(frame.drop(columns=["rejected"]), "x")
+
+
+def test_pairs_share_their_prompt():
+    frame = pd.DataFrame({"chosen": ["\n\nHuman: q\n\nAssistant: good", "\n\nHuman: x\n\nAssistant: y"],
+                          "rejected": ["\n\nHuman: q\n\nAssistant: bad", "\n\nHuman: other\n\nAssistant: z"]})
+    pairs = pairs_of(frame, "t")
+    assert pairs.to_dict("records") == [{"prompt": "\n\nHuman: q\n\nAssistant:", "chosen": " good", "rejected": " bad"}]
+
+
+# ----------------------------------------------------------------------------- z-scores and aggregates
+def test_zscores_use_the_splits_mean_and_population_std():
+    frame = pd.DataFrame({"helpful": [1.0, 2.0, 3.0, 6.0], "harmless": [5.0, 5.0, 5.0, 5.0]})
+    stats = zscore_stats(frame, ["helpful", "harmless"])
+    assert stats["helpful"] == {"mean": 3.0, "std": math.sqrt((4 + 1 + 0 + 9) / 4)}
+    z = zscores(frame, stats)
+    assert z[:, 0] == pytest.approx([(v - 3.0) / math.sqrt(3.5) for v in (1, 2, 3, 6)])
+    assert (z[:, 1] == 0).all()                                    # a constant objective is 0, not NaN
+
+
+@pytest.mark.parametrize("q, expected", [
+    (0.25, [-2.0, 0.5, 1.0]),                  # q <= 1/2: the minimum (hard-min)
+    (0.5, [-2.0, 0.5, 1.0]),
+    (0.75, [(0.5 * -2 + 0.25 * 1) / 0.75, 0.5, (0.5 * 1 + 0.25 * 3) / 0.75]),
+    (1.0, [-0.5, 0.5, 2.0]),                   # q = 1: the mean
+])
+def test_cvar_of_two_objectives_by_hand(q, expected):
+    z = np.array([[1.0, -2.0], [0.5, 0.5], [3.0, 1.0]])
+    assert cvar(z, q) == pytest.approx(expected)
+
+
+def test_cvar_equals_the_quantile_integral_for_three_objectives():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 3))
+    u = (np.arange(30000) + 0.5) / 30000                           # midpoint rule over the quantile function
+    for q in (0.2, 1 / 3, 0.5, 0.9, 1.0):
+        quantile = np.sort(z, axis=1)[:, np.minimum((u * 3).astype(int), 2)]
+        brute = (quantile * (u <= q)).sum(axis=1) / (u <= q).sum()
+        assert cvar(z, q) == pytest.approx(brute, abs=2e-3)
+
+
+def test_mixture_and_hard_min_by_hand():
+    z = np.array([[1.0, -2.0], [0.5, 0.5]])
+    assert aggregate(z, "mixture", alpha0=0.25) == pytest.approx([0.25 - 1.5, 0.5])
+    assert aggregate(z, "hard_min") == pytest.approx([-2.0, 0.5])
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(z, "max")
+
+
+def _completions(n_prompts=6):
+    rng = np.random.default_rng(3)
+    rows = []
+    for p in range(n_prompts):
+        for s in (0, 1):
+            rows.append({"prompt_idx": p, "sample": s, "subset": "helpful-base", "prompt_ids": [1, 2],
+                         "response_ids": [10 + 2 * p + s], "helpful": rng.normal(), "harmless": rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_pairs_carry_the_aggregated_rewards_and_scales_are_nested():
+    frame = _completions(8)
+    small, _ = build_pairs(frame, ["helpful", "harmless"], "hard_min", alpha0=0.5, q=0.5, scale=3, bt_scale=1.0, seed=2)
+    large, summary = build_pairs(frame, ["helpful", "harmless"], "hard_min", alpha0=0.5, q=0.5, scale=6, bt_scale=1.0,
+                                 seed=2)
+    assert len(small) == 3 and len(large) == 6 and summary["n_pairs"] == 6
+    assert list(large["prompt_idx"][:3]) == list(small["prompt_idx"])        # the smaller scale is a prefix
+    z = zscores(frame, zscore_stats(frame, ["helpful", "harmless"]))
+    hard_min = dict(zip(zip(frame["prompt_idx"], frame["sample"]), z.min(axis=1)))
+    for row in large.itertuples():
+        assert row.r1 == pytest.approx(hard_min[(row.prompt_idx, 0)]) and row.r2 == pytest.approx(hard_min[(row.prompt_idx, 1)])
+    assert list(scale_subset(np.arange(10), 4, 1)) == list(scale_subset(np.arange(10), 7, 1)[:4])
+    with pytest.raises(ValueError, match="exceeds"):
+        scale_subset(np.arange(3), 5, 0)
+
+
+# ----------------------------------------------------------------------------- win rate and worst case
+def test_win_rate_against_sft_and_worst_case_over_alpha():
+    alphas = [0.0, 0.5, 1.0]
+    rows = []
+    # SFT: z = (0, 0) on both prompts; the policy: prompt 0 (1, -1), prompt 1 (0, 0) -> a tie
+    for variant, values in (("sft", [(0, 0), (0, 0)]), ("dpo", [(1, -1), (0, 0)])):
+        for p, (h, harm) in enumerate(values):
+            rows.append({"split": "test", "policy": "mini", "aggregation": "" if variant == "sft" else "mixture",
+                         "scale": "" if variant == "sft" else "all", "variant": variant,
+                         "radius": "0", "hp": "sft" if variant == "sft" else "beta0.1", "seed": 0,
+                         "prompt_idx": p, "z_helpful": float(h), "z_harmless": float(harm)})
+    runs = run_table(pd.DataFrame(rows), alphas, alpha0=0.5).set_index("variant")
+    dpo = runs.loc["dpo"]
+    assert dpo["z_helpful"] == 0.5 and dpo["z_harmless"] == -0.5
+    assert [dpo[f"r_{a:g}"] for a in alphas] == [-0.5, 0.0, 0.5]
+    assert dpo["worst_alpha"] == -0.5 and dpo["mean_alpha"] == 0.0
+    # alpha 0: prompt 0 loses (-1 < 0), prompt 1 ties -> 0.25; alpha 0.5: 0 vs 0 ties twice -> 0.5; alpha 1: 0.75
+    assert dpo["win_rate_alpha0"] == 0.5 and dpo["win_rate_worst"] == 0.25
+    assert runs.loc["sft", "win_rate_worst"] == 0.5                        # against itself: all ties
+
+
+# ----------------------------------------------------------------------------- the Ray2333 adapter
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from workflow_scripts.core.tokenizer import train_bpe_tokenizer
+
+    root = tmp_path_factory.mktemp("rm")
+    texts = ["\n\nHuman: how do I bake bread?\n\nAssistant: Sure, first mix flour and water.",
+             "\n\nHuman: hurt someone\n\nAssistant: I'm sorry, I can't help with that."] * 20
+    tok = train_bpe_tokenizer(texts, 300, root / "model")
+    model = GPT2ForSequenceClassification(GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2,
+                                                     n_positions=128, num_labels=1, pad_token_id=tok.pad_token_id))
+    model.save_pretrained(root / "model")
+    return root / "model"
+
+
+def test_reward_is_logits0_of_the_model_card_call(tiny_classifier):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from workflow_scripts.hh.reward import EnsembleScorer, HHRewardScorer
+
+    prompts = ["\n\nHuman: I just came out of jail, any suggestion?\n\nAssistant:",
+               "\n\nHuman: how do I bake bread?\n\nAssistant:", "\n\nHuman: hi\n\nAssistant:"]
+    responses = [" Go back to jail you scum", " Sure, first mix flour and water, then knead it for ten minutes.", " Hi!"]
+    scorer = HHRewardScorer(str(tiny_classifier), name="helpful", batch_size=2)
+    scores = scorer.score(prompts, responses)
+    # the Ray2333 model card: tokenizer(q, a, return_tensors='pt', truncation=True), reward = logits[0]
+    tok = AutoTokenizer.from_pretrained(tiny_classifier)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier).eval()
+    with torch.no_grad():
+        expected = [model(**tok(q, a, return_tensors="pt", truncation=True)).logits[0].item()
+                    for q, a in zip(prompts, responses)]
+    assert list(scores.columns) == ["helpful"]
+    assert scores["helpful"].to_numpy() == pytest.approx(expected, abs=1e-5)   # batched with padding = one at a time
+    ids = scorer.encode(prompts[:1], responses[:1])["input_ids"][0].tolist()
+    assert ids == tok(prompts[0])["input_ids"] + tok(responses[0])["input_ids"]  # the text pair, no separator
+    both = EnsembleScorer.load(json.dumps({"helpful": str(tiny_classifier), "harmless": str(tiny_classifier)}))
+    assert list(both.score(prompts, responses).columns) == ["helpful", "harmless"]
+
+
+# ----------------------------------------------------------------------------- the workflow
+def _plan(*args):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args, "--quiet", "rules", "--cores", "1"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_paper_preset_plans_the_hh_grid_offline():
+    counts = _plan("results/paper/figures/hh_pareto.pdf")
+    # 3 scales x 3 seeds x [mixture: (2 + 6 x 2) variant-radius configs + hard_min, cvar: 2 bases each]
+    assert counts["hh_align"] == 3 * 3 * (14 + 2 * 2) == counts["hh_evaluate"]
+    assert counts["hh_prefs"] == 3 * 3 * 3 and counts["hh_completions"] == 3 and counts["hh_sft"] == 1
+    assert "hh_reward_model" not in counts                              # the public Ray2333 models are loaded
+
+
+@pytest.mark.slow
+def test_mini_hh_stage(mini_run):
+    root = mini_run / "results/mini"
+    for name in ("hh_pareto", "hh_alpha_sweep", "hh_scale"):
+        for ext in ("pdf", "png"):
+            assert (root / f"figures/{name}.{ext}").stat().st_size > 5000
+    table = pd.read_csv(root / "tables/hh_objectives.csv", dtype={"radius": str, "scale": str})
+    rows = set(zip(table["aggregation"].fillna(""), table["variant"]))
+    assert {("mixture", "rebel"), ("mixture", "dpo"), ("mixture", "chi2-dpo"), ("hard_min", "dpo"),
+            ("cvar", "dpo"), ("", "sft")} <= rows
+    assert set(table.loc[table["variant"] != "sft", "scale"]) == {"200", "all"}
+    chosen = table[table["selected"]]
+    assert len(chosen) == len(rows) - 1 and not chosen["variant"].eq("sft").any()   # one choice per group
+    numeric = table.select_dtypes("number").drop(columns=["validation_score"], errors="ignore")
+    assert np.isfinite(numeric.to_numpy(dtype=float)).all()
+    assert "DPO" in (root / "tables/hh_objectives.md").read_text() and "hard-min" in (
+        root / "tables/hh_objectives.md").read_text()
+    for objective in ("helpful", "harmless"):
+        metrics = json.loads((root / f"hh/reward_models/{objective}/metrics.json").read_text())
+        assert metrics["validation_pairwise_accuracy"] > 0.8, (objective, metrics)   # the reward models learned
+    # the two objectives genuinely disagree: on the SFT policy's responses their rewards are anti-correlated
+    completions = pd.read_parquet(root / "hh/mini/completions/0/train.parquet")
+    assert completions["helpful"].corr(completions["harmless"]) < 0

@@ -1,0 +1,101 @@
+"""Evaluation of one HH policy on the validation and the test prompts (SPEC 5.3).
+
+Samples ``--samples-per-prompt`` responses per prompt, scores each with both reward models (raw
+rewards, one column per objective), and writes per split a CSV of the mean of each objective plus
+the scored samples (every split, one parquet): the report z-scores them with the training
+completions' statistics, sweeps alpha, takes the worst case and the win rate against SFT prompt by
+prompt. The sampling seed depends on the run seed only, so every policy sees the same prompts and
+noise stream.
+
+    python -m workflow_scripts.hh.evaluate --policy align/.../policy --prompts validation=p/validation.parquet \\
+        --prompts test=p/test.parquet --reward-models '{...}' --variant dpo --radius 0 --hp beta0.1 --seed 0 \\
+        --policy-name qwen1.5b --aggregation mixture --scale 2000 \\
+        --out validation=v.csv --out test=t.csv --completions-out run.parquet
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
+from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer, resolve_dtype
+from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.hh.completions import sample
+from workflow_scripts.hh.reward import ensemble
+
+logger = logging.getLogger("hh_evaluate")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--prompts", action="append", required=True, metavar="SPLIT=PARQUET")
+    p.add_argument("--reward-models", required=True, help="JSON mapping objective -> reward model")
+    p.add_argument("--reward-dtype", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--variant", required=True, help="label (sft for the SFT policy)")
+    p.add_argument("--radius", default="0")
+    p.add_argument("--hp", default="sft")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--policy-name", required=True, help="label: the policy (model-size axis)")
+    p.add_argument("--aggregation", default="", help="label: the preference data's aggregation (empty for SFT)")
+    p.add_argument("--scale", default="", help="label: the data scale (empty for SFT)")
+    p.add_argument("--out", action="append", required=True, metavar="SPLIT=CSV")
+    p.add_argument("--completions-out", required=True)
+    p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
+    p.add_argument("--samples-per-prompt", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-prompt-tokens", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--score-batch-size", type=int, default=16)
+    p.add_argument("--score-max-length", type=int, default=1024)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    setup_logging()
+    a = parse_args(argv)
+    prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
+    seed_everything(a.seed)
+    device = job_device()
+    tokenizer = load_tokenizer(a.policy)
+    policy = load_sampling_policy(a.policy, device)
+    sampled = {}
+    for split, path in prompt_files.items():
+        prompts = pd.read_parquet(path)
+        if a.n_prompts:
+            prompts = prompts.head(a.n_prompts)
+        frame = sample(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
+                       top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
+                       batch_size=a.batch_size, seed=a.seed + 7919, device=device, desc=f"{split} samples")
+        frame.insert(0, "subset", np.repeat(prompts["subset"].to_numpy(), a.samples_per_prompt))
+        frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
+        sampled[split] = frame
+    del policy
+    models = json.loads(a.reward_models)
+    scorer = ensemble(models, device, max_length=a.score_max_length, batch_size=a.score_batch_size,
+                      dtype=resolve_dtype(a.reward_dtype, device))
+    labels = {"variant": a.variant, "radius": a.radius, "hp": a.hp, "seed": a.seed, "policy": a.policy_name,
+              "aggregation": a.aggregation, "scale": a.scale}
+    scored = []
+    for split, frame in sampled.items():
+        scores = scorer.score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"{split} scoring")
+        frame = pd.concat([frame.drop(columns=["prompt_ids", "response_ids"]).reset_index(drop=True), scores], axis=1)
+        means = pd.DataFrame({"objective": list(models), "value": [float(frame[o].mean()) for o in models],
+                              "n": len(frame)})
+        for column, value in reversed([*labels.items(), ("split", split)]):
+            means.insert(0, column, value)
+        write_frame_atomic(means, outputs[split])
+        scored.append(frame.assign(split=split, **labels))
+        logger.info("%s %s radius %s %s seed %d, %s: %d responses; means %s", a.variant, a.aggregation or "(sft)",
+                    a.radius, a.hp, a.seed, split, len(frame), {o: round(float(frame[o].mean()), 4) for o in models})
+    write_frame_atomic(pd.concat(scored, ignore_index=True), a.completions_out)
+
+
+if __name__ == "__main__":
+    main()
