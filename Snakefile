@@ -22,6 +22,7 @@ include: "rules/emotion.smk"
 include: "rules/armorm.smk"
 include: "rules/hh.smk"
 include: "rules/radius_coverage.smk"
+include: "rules/lm_eval.smk"
 
 
 rule all:
@@ -31,6 +32,7 @@ rule all:
         A.outputs(),
         H.outputs(),
         RC.outputs(),
+        L.outputs(),
 
 
 # One target per experiment (each empty when the experiment is disabled).
@@ -52,3 +54,8 @@ rule hh:
 rule radius_coverage:
     input:
         RC.outputs(),
+
+
+rule lm_eval_leaderboard:
+    input:
+        L.outputs(),

@@ -201,6 +201,7 @@ def _semantic_errors(config: dict) -> list[str]:
                       "(emotion.policy_model must then be a mapping of GPT2Config arguments)")
     errors += _radius_coverage_errors(config["radius_coverage"])
     errors += _hh_errors(config)
+    errors += _lm_eval_errors(config)
     return errors
 
 
@@ -221,6 +222,38 @@ def _hh_errors(config: dict) -> list[str]:
     data = hh["data"]
     if data["source"] == "generated" and not data["generate"]:
         errors.append("config key 'hh.data.source' is 'generated' but 'hh.data.generate' is not set")
+    return errors
+
+
+def _lm_eval_errors(config: dict) -> list[str]:
+    """The leaderboard stage's checks a schema cannot express (which runs exist, which tasks run)."""
+    lm = config["lm_eval"]
+    if not lm["enabled"]:
+        return []
+    errors = []
+    unknown = sorted(set(lm["skip_tasks"]) - set(lm["tasks"]))
+    if unknown:
+        errors.append(f"config key 'lm_eval.skip_tasks' names {unknown}, not in lm_eval.tasks {lm['tasks']}")
+    if not lm["demo_task"] and not set(lm["tasks"]) - set(lm["skip_tasks"]):
+        errors.append("config key 'lm_eval.skip_tasks' skips every task of lm_eval.tasks")
+    if isinstance(lm["armorm_pairs"], list) and "armorm" in lm["experiments"]:
+        from workflow_scripts.core.grid import training_pairs
+
+        names = [p["name"] for p in training_pairs(config["armorm"])]
+        missing = sorted(set(lm["armorm_pairs"]) - set(names))
+        if missing:
+            errors.append(f"config key 'lm_eval.armorm_pairs' names {missing}; the training pairs are {names}")
+    if "hh" in lm["experiments"]:
+        hh, chosen = config["hh"], lm["hh_preferences"]
+        for key, have in (("aggregations", hh["preferences"]["aggregations"]), ("scales", hh["preferences"]["scales"])):
+            missing = sorted(set(chosen[key]) - set(have), key=str)
+            if missing:
+                errors.append(f"config key 'lm_eval.hh_preferences.{key}' names {missing}, not in hh.preferences.{key} "
+                              f"{have}")
+        built = [p["name"] for p in hh["policies"] if isinstance(p["model"], dict)]
+        if built and lm["apply_chat_template"] is True:
+            errors.append(f"config key 'lm_eval.apply_chat_template' is true but the HH policies {built} are built from "
+                          "a config and have no chat template; set it to auto (chat template where there is one)")
     return errors
 
 

@@ -1,0 +1,179 @@
+# The OpenLLM Leaderboard v2 through lm-evaluation-harness (WDPO/KLDPO paper): the base policy and, per
+# variant, the policy at the radius / eta-beta selected on VALIDATION -> lm-eval (one job per policy) ->
+# table and difference-to-SFT figure. Code: workflow_scripts/lm_eval/.
+from workflow_scripts.lm_eval.workflow import LMEvalRules
+
+L = LMEvalRules(W, A, H)
+LM_EVAL = L.root
+
+
+# The selections read validation results only (no test file is an input): what the benchmark evaluates
+# cannot depend on the test split, nor on the benchmark.
+rule lm_eval_select_armorm:
+    input:
+        evals=L.armorm_validation_csvs(),
+        scores=A.scale_scores(),
+    output:
+        f"{LM_EVAL}/armorm/selected.json",
+    localrule: True
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/lm_eval/select_armorm.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/select_armorm.tsv"
+    params:
+        flags=L.armorm_select_flags(),
+    shell:
+        "python -m workflow_scripts.lm_eval.select armorm --evals {input.evals:q} --scores {input.scores:q} "
+        "{params.flags} --out {output:q} > {log:q} 2>&1"
+
+
+rule lm_eval_select_hh:
+    input:
+        evals=L.hh_validation_csvs(),
+        training=H.training_completions(),
+    output:
+        f"{LM_EVAL}/hh/selected.json",
+    localrule: True
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/lm_eval/select_hh.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/select_hh.tsv"
+    params:
+        flags=L.hh_select_flags,
+    shell:
+        "python -m workflow_scripts.lm_eval.select hh --evals {input.evals:q} {params.flags} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
+# Offline presets: a small task group in lm-eval's schema with local data (lm_eval.demo_task).
+rule lm_eval_demo_task:
+    output:
+        directory(f"{LM_EVAL}/demo_task"),
+    localrule: True
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/lm_eval/demo_task.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/demo_task.tsv"
+    shell:
+        "python -m workflow_scripts.lm_eval.demo_task --out {output:q} > {log:q} 2>&1"
+
+
+# One lm-eval job (TEMPLATE: the instances below set the inputs, the paths and `params.which`).
+rule lm_eval:
+    input:
+        policy=f"{RESULTS}/templates/lm_eval/policy",
+        **L.demo_input(),
+    output:
+        results=f"{RESULTS}/templates/lm_eval/results.json",
+        harness=directory(f"{RESULTS}/templates/lm_eval/harness"),
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/templates/lm_eval.log",
+    benchmark:
+        f"{BENCHMARKS}/templates/lm_eval.tsv"
+    threads: 1
+    resources:
+        gpu=0,
+    params:
+        which="",
+        harness=L.harness_flags,
+    shell:
+        "export OMP_NUM_THREADS={threads} TOKENIZERS_PARALLELISM=false; python -m workflow_scripts.lm_eval.run "
+        "{params.which} {params.harness} --out {output.results:q} --raw-dir {output.harness:q} > {log:q} 2>&1"
+
+
+use rule lm_eval as lm_eval_armorm with:
+    input:
+        selection=f"{LM_EVAL}/armorm/selected.json",
+        candidates=L.armorm_candidates,
+        **L.demo_input(),
+    output:
+        results=f"{LM_EVAL}/armorm/{{pair}}/{{variant}}/{{seed}}/results.json",
+        harness=directory(f"{LM_EVAL}/armorm/{{pair}}/{{variant}}/{{seed}}/harness"),
+    log:
+        f"{LOGS}/lm_eval/armorm/{{pair}}/{{variant}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/armorm/{{pair}}/{{variant}}/{{seed}}.tsv"
+    params:
+        which=L.which_flags("armorm"),
+
+
+use rule lm_eval as lm_eval_armorm_base with:
+    input:
+        policy=f"{ARMORM}/base_policy",
+        **L.demo_input(),
+    output:
+        results=f"{LM_EVAL}/armorm/sft/results.json",
+        harness=directory(f"{LM_EVAL}/armorm/sft/harness"),
+    log:
+        f"{LOGS}/lm_eval/armorm/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/armorm/sft.tsv"
+    params:
+        which=L.which_flags("armorm"),
+
+
+use rule lm_eval as lm_eval_hh with:
+    input:
+        selection=f"{LM_EVAL}/hh/selected.json",
+        candidates=L.hh_candidates,
+        **L.demo_input(),
+    output:
+        results=f"{LM_EVAL}/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}/results.json",
+        harness=directory(f"{LM_EVAL}/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}/harness"),
+    log:
+        f"{LOGS}/lm_eval/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}.tsv"
+    params:
+        which=L.which_flags("hh"),
+
+
+use rule lm_eval as lm_eval_hh_sft with:
+    input:
+        policy=f"{HH}/{{policy}}/sft/model",
+        **L.demo_input(),
+    output:
+        results=f"{LM_EVAL}/hh/{{policy}}/sft/results.json",
+        harness=directory(f"{LM_EVAL}/hh/{{policy}}/sft/harness"),
+    log:
+        f"{LOGS}/lm_eval/hh/{{policy}}/sft.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/hh/{{policy}}/sft.tsv"
+    params:
+        which=L.which_flags("hh"),
+
+
+rule lm_eval_report:
+    input:
+        L.results_files(),
+    output:
+        table=report(f"{RESULTS}/tables/lm_eval_leaderboard.csv", caption="report/lm_eval/table.rst",
+                     category="Leaderboard (lm-eval)", labels={"table": "leaderboard", "format": "csv"}),
+        table_md=f"{RESULTS}/tables/lm_eval_leaderboard.md",
+        table_tex=f"{RESULTS}/tables/lm_eval_leaderboard.tex",
+        runs=f"{RESULTS}/tables/lm_eval_leaderboard_runs.csv",
+        figure_pdf=report(f"{RESULTS}/figures/lm_eval_vs_sft.pdf", caption="report/lm_eval/vs_sft.rst",
+                          category="Leaderboard (lm-eval)", labels={"figure": "difference to SFT", "format": "pdf"}),
+        figure_png=report(f"{RESULTS}/figures/lm_eval_vs_sft.png", caption="report/lm_eval/vs_sft.rst",
+                          category="Leaderboard (lm-eval)", labels={"figure": "difference to SFT", "format": "png"}),
+    localrule: True
+    conda:
+        "envs/plot.yaml"
+    log:
+        f"{LOGS}/report/lm_eval.log",
+    benchmark:
+        f"{BENCHMARKS}/report/lm_eval.tsv"
+    params:
+        table=output_stem("table"),
+        figure=subpath(output.figure_pdf, strip_suffix=".pdf"),
+    shell:
+        "python -m workflow_scripts.lm_eval.report --results {input:q} --table {params.table:q} "
+        "--figure {params.figure:q} > {log:q} 2>&1"
