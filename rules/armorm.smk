@@ -40,8 +40,6 @@ rule armorm_base_policy:
     benchmark:
         f"{BENCHMARKS}/armorm/base_policy.tsv"
     threads: 1
-    resources:
-        gpu=0,
     params:
         source=model_spec_arg(A.cfg["policy_model"]),
         vocab=A.cfg["tokenizer_vocab_size"],

@@ -96,20 +96,38 @@ def test_without_the_profile_alignment_does_not_wait_for_the_canary(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the profile's content
+def gpu_rules() -> set[str]:
+    """Every runnable rule that declares a `gpu` resource, itself or through the template it is `use`d from
+    (`use rule align as hh_align with: ...` inherits the template's resources)."""
+    bodies, parents = {}, {}
+    for smk in (REPO / "rules").glob("*.smk"):
+        for block in re.split(r"^(?=(?:use )?rule )", smk.read_text(), flags=re.M):
+            m = re.match(r"(?:rule (\w+)|use rule (\w+) as (\w+))", block)
+            if m:
+                name = m.group(1) or m.group(3)
+                bodies[name], parents[name] = block, m.group(2)
+
+    def declares(name):
+        return bool(re.search(r"^\s+gpu=", bodies[name], re.M)) or (parents[name] is not None and declares(parents[name]))
+
+    templates = {p for p in parents.values() if p} & {n for n, b in bodies.items() if "/templates/" in b}
+    return {n for n in bodies if declares(n)} - templates
+
+
 def test_every_gpu_rule_has_gpu_cpus_memory_runtime_and_partition():
     rules = set_resources(profile())
-    launched = set()
-    for smk in (REPO / "rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.S | re.M):
-            if "LAUNCH" in body:
-                launched.add(name)
-    assert {"gpu_canary", "emotion_sft", "emotion_reward_model", "emotion_align"} <= launched, launched
-    for rule in sorted(set(GPU_RULES) | launched):                # every rule started by the launcher, too
+    needed = gpu_rules()
+    assert {"gpu_canary", "emotion_sft", "emotion_align", "hh_align", "hh_sft", "armorm_align_online",
+            "lm_eval_armorm", "lm_eval_hh_sft"} <= needed, needed
+    missing = sorted(needed - set(rules))
+    assert not missing, f"GPU rules without set-resources in profiles/slurm/config.yaml: {missing}"
+    for rule in sorted(needed):
         res = rules[rule]
         assert {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(res), (rule, res)
         assert int(res["gpu"]) >= 1 and "gpus" not in res, (rule, res)
         assert not re.search(r"--gres|--gpus", res.get("slurm_extra", "")), (rule, res)
     assert rules["gpu_canary"]["gpu"] == rules["emotion_align"]["gpu"] == "2"
+    assert not set(rules) - needed, f"set-resources for rules that are not GPU rules: {sorted(set(rules) - needed)}"
 
 
 def test_profile_executor_settings_and_canary_flag():
