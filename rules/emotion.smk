@@ -116,11 +116,12 @@ rule emotion_pairs:
     params:
         pairs=cli_flags(E.cfg["pairs"], ["n_prompts", "prompt_tokens", "max_new_tokens", "top_k", "top_p"]),
         mix=E.mixture_flags(),
+        generation=W.generation_flags(),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m workflow_scripts.emotion.pairs --data {input.data:q} --policy {input.policy:q} "
         "--reward-model {input.reward_model:q} --out {output.pairs:q} --summary {output.summary:q} "
-        "--seed {wildcards.data_seed} {params.pairs} {params.mix} > {log:q} 2>&1"
+        "--seed {wildcards.data_seed} {params.pairs} {params.mix} {params.generation} > {log:q} 2>&1"
 
 
 use rule align as emotion_align with:

@@ -2,12 +2,12 @@
 
 For each prompt: the policy's chat template is applied to a one-turn user conversation (the
 prompt text first cut to ``--max-prompt-tokens`` tokens), ``n`` completions are sampled
-(temperature, top-p; left padding and the KV cache, prompts sorted by length inside a shard).
+(temperature, top-p) by the configured generation backend (:mod:`workflow_scripts.core.sampling`).
 Reference log-probs are not computed here: the alignment job computes them with the forward it
 trains with, so they share the policy's numerics. Shards of prompts
 are written as they finish (:mod:`.shards`); each shard's sampling seed depends only on the run
-seed and the shard index, so an interrupted and resumed run gives the same rows as one that
-never stopped.
+seed and the shard index, and every completion has its own seed (shard seed, position, sample), so
+an interrupted and resumed run gives the same rows as one that never stopped, whatever batch size.
 
 Output columns: ``prompt_idx, sample, prompt, prompt_ids, response_ids, response, n_tokens,
 finished``.
@@ -28,8 +28,8 @@ import pandas as pd
 
 from workflow_scripts.core.io import setup_logging
 from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.generation import sample_completions, stop_token_ids
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.models import job_device, load_tokenizer
+from workflow_scripts.core.sampling import CAPACITY_ARGS, add_generation_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 
 logger = logging.getLogger("armorm_completions")
@@ -49,20 +49,13 @@ def shard_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index * 7_919 + 17) % 2**31
 
 
-def generate(policy, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-             max_prompt_tokens: int, batch_size: int, seed: int, device, desc: str = "sampling") -> pd.DataFrame:
-    """``n`` completions per prompt (prompt-major rows)."""
+def generate(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+             max_prompt_tokens: int, seed: int, desc: str = "sampling") -> pd.DataFrame:
+    """``n`` completions per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler."""
     prompt_ids = [chat_prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
-    order = np.argsort([len(p) for p in prompt_ids], kind="stable")      # similar lengths share a batch
-    stops = stop_token_ids(policy, tokenizer)
-    sampled = sample_completions(policy, [prompt_ids[i] for i in order], eos_id=stops,
-                                 pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, temperature=temperature,
-                                 top_k=0, top_p=top_p, batch_size=batch_size, generator_seed=seed,
-                                 num_return_sequences=n, device=device, desc=desc)
-    responses: list[list[int]] = [None] * (len(prompts) * n)           # type: ignore[list-item]
-    for k, i in enumerate(order):
-        for s in range(n):
-            responses[i * n + s] = sampled[k * n + s]
+    stops = sampler.stop_ids
+    responses = sampler.sample(prompt_ids, n=n, temperature=temperature, top_k=0, top_p=top_p,
+                               max_new_tokens=max_new_tokens, seed=seed, desc=desc)
     rep_prompts = [prompt_ids[i] for i in range(len(prompts)) for _ in range(n)]
     frame = pd.DataFrame({
         "sample": np.tile(np.arange(n), len(prompts)),
@@ -100,6 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--shard-size", type=int, default=512, help="prompts per shard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after-shards", type=int, default=None, help=argparse.SUPPRESS)   # test hook: a "kill"
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -112,26 +106,28 @@ def main(argv=None):
     prompts = prompts_df["prompt"].tolist()
     prompt_idx = prompts_df["prompt_idx"].to_numpy() if "prompt_idx" in prompts_df else np.arange(len(prompts))
     tokenizer = load_tokenizer(a.policy)
-    policy = None
+    sampler = None
     timing = {"rows": 0, "seconds": 0.0}
 
     def work(index: int, lo: int, hi: int) -> pd.DataFrame:
-        nonlocal policy
-        if policy is None:
-            policy = load_sampling_policy(a.policy, device)
+        nonlocal sampler
+        if sampler is None:
+            sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
         started = time.time()
-        frame = generate(policy, tokenizer, prompts[lo:hi], n=a.per_prompt, temperature=a.temperature, top_p=a.top_p,
+        frame = generate(sampler, tokenizer, prompts[lo:hi], n=a.per_prompt, temperature=a.temperature, top_p=a.top_p,
                          max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                         batch_size=a.batch_size, seed=shard_seed(a.seed, index), device=device,
-                         desc=f"shard {index}")
+                         seed=shard_seed(a.seed, index), desc=f"shard {index}")
         frame.insert(0, "prompt_idx", np.repeat(prompt_idx[lo:hi], a.per_prompt))
         timing["rows"] += len(frame)
         timing["seconds"] += time.time() - started
         return frame
 
-    settings = {k: v for k, v in vars(a).items() if k not in ("out", "stop_after_shards", "batch_size")}
+    # batch size and memory shares size the work, not the rows (every completion has its own seed)
+    settings = {k: v for k, v in vars(a).items() if k not in ("out", "stop_after_shards", "batch_size", *CAPACITY_ARGS)}
     merged = run_sharded(a.out, len(prompts), a.shard_size, work, {**settings, **fingerprint(prompts, a.policy)},
                          stop_after=a.stop_after_shards)
+    if sampler is not None:
+        sampler.close()
     logger.info("this process: %d completions in %.1fs, %.2f completions/s "
                 "(model loading excluded)", timing["rows"], timing["seconds"],
                 timing["rows"] / max(timing["seconds"], 1e-9))

@@ -34,7 +34,8 @@ from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.armorm.completions import generate
 from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.armorm.model import SCORE_COLUMNS
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.models import job_device, load_tokenizer
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 
 logger = logging.getLogger("evaluate_armorm")
 
@@ -72,6 +73,7 @@ def parse_args(argv=None):
     p.add_argument("--selection", default="mean", choices=("mean", "best"))
     p.add_argument("--best-by", default="ArmoRM", choices=SCORE_COLUMNS)
     add_reward_model_args(p)
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -85,21 +87,20 @@ def main(argv=None):
     device = job_device()
     started = time.time()
     tokenizer = load_tokenizer(a.policy)
-    policy = load_sampling_policy(a.policy, device)
+    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
     sampled = {}
     for split, path in prompt_files.items():
         prompts = pd.read_parquet(path)
         if a.n_prompts:
             prompts = prompts.head(a.n_prompts)
-        # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
-        frame = generate(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt,
+        # The sampling seed depends on the run seed only: every policy sees the same prompts and seeds.
+        frame = generate(sampler, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt,
                          temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
-                         max_prompt_tokens=a.max_prompt_tokens, batch_size=a.batch_size, seed=a.seed + 7919,
-                         device=device, desc=f"{split} samples")
+                         max_prompt_tokens=a.max_prompt_tokens, seed=a.seed + 7919, desc=f"{split} samples")
         frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
         sampled[split] = frame
     generated = time.time()
-    del policy
+    sampler.close()                        # the policy's memory goes back before the reward model loads
     # One reward model for every split (an 8B model loads once), each split scored on its own.
     scorer = make_scorer(a, device)
     completions = []

@@ -71,8 +71,9 @@ class ArmoRMRules:
         return f"{self.root}/prefs/{wildcards.pair}/{self.data_seed(wildcards.seed)}/train.parquet"
 
     def completion_flags(self) -> str:
-        return cli_flags(self.cfg["completions"], ["temperature", "top_p", "max_new_tokens", "max_prompt_tokens",
-                                                   "batch_size", "shard_size", "n"], n="per_prompt")
+        return " ".join([cli_flags(self.cfg["completions"], ["temperature", "top_p", "max_new_tokens",
+                                                             "max_prompt_tokens", "batch_size", "shard_size", "n"],
+                                   n="per_prompt"), self.w.generation_flags()])
 
     def eval_flags(self, wildcards, input, suffix: str = "") -> str:
         return " ".join([
@@ -82,6 +83,7 @@ class ArmoRMRules:
                                              "max_new_tokens", "batch_size", "selection", "best_by"]),
             cli_flags(self.cfg["completions"], ["max_prompt_tokens"]),
             self.reward_flags(wildcards, input),
+            self.w.generation_flags(),
         ])
 
     def online_eval_flags(self, wildcards, input) -> str:
@@ -109,6 +111,7 @@ class ArmoRMRules:
                                                                                  "temperature")}}),
             f"--scorer {SCORER} --reward-model {shlex.quote(source)} "
             f"--scorer-options {shlex.quote(json.dumps(options, sort_keys=True))}",
+            self.w.generation_flags(),
         ])
 
     def runs_of(self, regime: str):

@@ -22,9 +22,9 @@ from workflow_scripts.core.io import setup_logging, split_paths, write_frame_ato
 from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.emotion.data import load_emotion_split
 from workflow_scripts.emotion.pairs import make_prompts, score_completions
-from workflow_scripts.core.generation import sample_completions
 from workflow_scripts.core.mixtures import MIXTURES, mix
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.models import job_device, load_tokenizer
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 
 logger = logging.getLogger("evaluate")
@@ -52,6 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--alphas", type=float, nargs="+", default=[round(0.1 * i, 1) for i in range(11)])
     p.add_argument("--mixtures", nargs="+", default=list(MIXTURES), choices=MIXTURES)
     p.add_argument("--batch-size", type=int, default=64)
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -61,14 +62,17 @@ def mixture_table(r1: np.ndarray, r2: np.ndarray, alphas, mixtures) -> pd.DataFr
                          for kind in mixtures for alpha in alphas])
 
 
-def evaluate_split(policy, tokenizer, scorer, a, split: str, device):
-    """(table, completions) of one split: the mean r*(alpha) rows and the scored samples."""
+def sample_split(sampler, tokenizer, a, split: str):
+    """(prompts, completions) of one split, ``samples_per_prompt`` completions per prompt, prompt-major."""
     prompts = make_prompts(tokenizer, load_emotion_split(a.data, split)["text"], a.prompt_tokens, a.n_prompts)
-    # The sampling seed depends on the run seed only: every policy sees the same prompts and noise stream.
-    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
-                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
-                                     num_return_sequences=a.samples_per_prompt, generator_seed=a.seed + 7919,
-                                     batch_size=a.batch_size, device=device, desc=f"{split} samples")
+    # The sampling seed depends on the run seed only: every policy sees the same prompts and seeds.
+    completions = sampler.sample(prompts, n=a.samples_per_prompt, temperature=1.0, top_k=a.top_k, top_p=a.top_p,
+                                 max_new_tokens=a.max_new_tokens, seed=a.seed + 7919, desc=f"{split} samples")
+    return prompts, completions
+
+
+def evaluate_split(scorer, tokenizer, a, split: str, prompts, completions):
+    """(table, completions) of one split: the mean r*(alpha) rows and the scored samples."""
     repeated = [p for p in prompts for _ in range(a.samples_per_prompt)]
     scores = score_completions(scorer, tokenizer, repeated, completions)
     j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
@@ -94,11 +98,14 @@ def main(argv=None):
     seed_everything(a.seed)
     device = job_device()
     tokenizer = load_tokenizer(a.policy)
-    policy = load_sampling_policy(a.policy, device)
+    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size,
+                                stop_ids=[tokenizer.eos_token_id])
+    sampled = {split: sample_split(sampler, tokenizer, a, split) for split in outputs}
+    sampler.close()                        # the policy's memory goes back before the reward model loads
     scorer = EmotionScorer(a.reward_model, device)
     samples = []
     for split, path in outputs.items():
-        table, scored = evaluate_split(policy, tokenizer, scorer, a, split, device)
+        table, scored = evaluate_split(scorer, tokenizer, a, split, *sampled[split])
         write_frame_atomic(table, path)
         samples.append(scored)
     if a.completions_out:

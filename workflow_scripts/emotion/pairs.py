@@ -21,10 +21,10 @@ import numpy as np
 
 from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.generation import sample_completions
 from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix, preference_probability
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer
+from workflow_scripts.core.models import job_device, load_tokenizer
 from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 from workflow_scripts.emotion.data import load_emotion_split
 
@@ -92,6 +92,7 @@ def parse_args(argv=None):
     p.add_argument("--mixture", default="convex", choices=MIXTURES)
     p.add_argument("--bt-scale", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=64)
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -101,16 +102,16 @@ def main(argv=None):
     seed_everything(a.seed)
     device = job_device()
     tokenizer = load_tokenizer(a.policy)
-    policy = load_sampling_policy(a.policy, device)
-    reward_model = EmotionScorer(a.reward_model, device)
     texts = load_emotion_split(a.data, a.split)["text"]
     prompts = make_prompts(tokenizer, texts, a.prompt_tokens, a.n_prompts)
     logger.info("%d prompts of %d tokens from the %s split", len(prompts), a.prompt_tokens, a.split)
 
-    completions = sample_completions(policy, prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
-                                     max_new_tokens=a.max_new_tokens, top_k=a.top_k, top_p=a.top_p,
-                                     num_return_sequences=2, generator_seed=a.seed, batch_size=a.batch_size,
-                                     device=device, desc="sampling pairs")
+    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size,
+                                stop_ids=[tokenizer.eos_token_id])
+    completions = sampler.sample(prompts, n=2, temperature=1.0, top_k=a.top_k, top_p=a.top_p,
+                                 max_new_tokens=a.max_new_tokens, seed=a.seed, desc="sampling pairs")
+    sampler.close()                        # the policy's memory goes back before the reward model loads
+    reward_model = EmotionScorer(a.reward_model, device)
     y1, y2 = completions[0::2], completions[1::2]
     s1 = score_completions(reward_model, tokenizer, prompts, y1)
     s2 = score_completions(reward_model, tokenizer, prompts, y2)

@@ -34,6 +34,7 @@ class EmotionRules:
             cli_flags(self.cfg["pairs"], ["prompt_tokens"]),
             cli_flags(self.cfg["evaluate"]),
             cli_flags(self.cfg["mixture"], ["objectives"]),
+            self.w.generation_flags(),
         ])
 
     def eval_csvs(self) -> list[str]:

@@ -22,10 +22,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.generation import sample_completions, stop_token_ids
 from workflow_scripts.core.io import setup_logging
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer, resolve_dtype
+from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
 from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.sampling import CAPACITY_ARGS, add_generation_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.hh.data import HUMAN
 from workflow_scripts.hh.reward import ensemble
@@ -38,19 +38,12 @@ def cut_turn(response: str) -> str:
     return response.split(HUMAN, 1)[0]
 
 
-def sample(policy, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-           max_prompt_tokens: int, batch_size: int, seed: int, device, desc: str = "sampling") -> pd.DataFrame:
-    """``n`` responses per prompt (prompt-major rows), prompts sorted by length inside a call."""
+def sample(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+           max_prompt_tokens: int, seed: int, desc: str = "sampling") -> pd.DataFrame:
+    """``n`` responses per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler."""
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for p in prompts]
-    order = np.argsort([len(p) for p in ids], kind="stable")
-    sampled = sample_completions(policy, [ids[i] for i in order], eos_id=stop_token_ids(policy, tokenizer),
-                                 pad_id=tokenizer.pad_token_id, max_new_tokens=max_new_tokens, temperature=temperature,
-                                 top_k=0, top_p=top_p, batch_size=batch_size, generator_seed=seed,
-                                 num_return_sequences=n, device=device, desc=desc)
-    responses: list = [None] * (len(prompts) * n)
-    for k, i in enumerate(order):
-        for s in range(n):
-            responses[i * n + s] = sampled[k * n + s]
+    responses = sampler.sample(ids, n=n, temperature=temperature, top_k=0, top_p=top_p, max_new_tokens=max_new_tokens,
+                               seed=seed, desc=desc)
     texts = [cut_turn(tokenizer.decode(r, skip_special_tokens=True)) for r in responses]
     return pd.DataFrame({"sample": np.tile(np.arange(n), len(prompts)),
                          "prompt": [p for p in prompts for _ in range(n)],
@@ -75,6 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--score-max-length", type=int, default=1024)
     p.add_argument("--shard-size", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -91,22 +85,23 @@ def main(argv=None):
 
     def work(index: int, lo: int, hi: int) -> pd.DataFrame:
         if not state:
-            state["policy"] = load_sampling_policy(a.policy, device)
+            state["sampler"] = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
             state["scorer"] = ensemble(models, device, max_length=a.score_max_length, batch_size=a.score_batch_size,
                                        dtype=resolve_dtype(a.reward_dtype, device))
         rows = prompts.iloc[lo:hi]
-        frame = sample(state["policy"], tokenizer, rows["prompt"].tolist(), n=a.per_prompt, temperature=a.temperature,
+        frame = sample(state["sampler"], tokenizer, rows["prompt"].tolist(), n=a.per_prompt, temperature=a.temperature,
                        top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                       batch_size=a.batch_size, seed=(a.seed * 1_000_003 + index * 7_919 + 29) % 2**31,
-                       device=device, desc=f"shard {index}")
+                       seed=(a.seed * 1_000_003 + index * 7_919 + 29) % 2**31, desc=f"shard {index}")
         frame.insert(0, "subset", np.repeat(rows["subset"].to_numpy(), a.per_prompt))
         frame.insert(0, "prompt_idx", np.repeat(rows["prompt_idx"].to_numpy(), a.per_prompt))
         scores = state["scorer"].score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"shard {index}")
         return pd.concat([frame.reset_index(drop=True), scores], axis=1)
 
     digest = hashlib.sha256("\x00".join(prompts["prompt"]).encode()).hexdigest()
-    settings = {k: v for k, v in vars(a).items() if k not in ("out", "batch_size", "score_batch_size")}
+    settings = {k: v for k, v in vars(a).items() if k not in ("out", "batch_size", "score_batch_size", *CAPACITY_ARGS)}
     merged = run_sharded(a.out, len(prompts), a.shard_size, work, {**settings, "prompts_sha256": digest})
+    if state:
+        state["sampler"].close()
     if merged is not None:
         logger.info("%d responses to %d prompts (%.1f tokens on average); means %s", len(merged), len(prompts),
                     merged["n_tokens"].mean(), {o: round(float(merged[o].mean()), 4) for o in models})

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
-from workflow_scripts.core.models import job_device, load_sampling_policy, load_tokenizer, resolve_dtype
+from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
 from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.hh.completions import sample
 from workflow_scripts.hh.reward import ensemble
 
@@ -54,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--score-batch-size", type=int, default=16)
     p.add_argument("--score-max-length", type=int, default=1024)
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -64,19 +66,19 @@ def main(argv=None):
     seed_everything(a.seed)
     device = job_device()
     tokenizer = load_tokenizer(a.policy)
-    policy = load_sampling_policy(a.policy, device)
+    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
     sampled = {}
     for split, path in prompt_files.items():
         prompts = pd.read_parquet(path)
         if a.n_prompts:
             prompts = prompts.head(a.n_prompts)
-        frame = sample(policy, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
+        frame = sample(sampler, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
                        top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                       batch_size=a.batch_size, seed=a.seed + 7919, device=device, desc=f"{split} samples")
+                       seed=a.seed + 7919, desc=f"{split} samples")
         frame.insert(0, "subset", np.repeat(prompts["subset"].to_numpy(), a.samples_per_prompt))
         frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
         sampled[split] = frame
-    del policy
+    sampler.close()                        # the policy's memory goes back before the reward models load
     models = json.loads(a.reward_models)
     scorer = ensemble(models, device, max_length=a.score_max_length, batch_size=a.score_batch_size,
                       dtype=resolve_dtype(a.reward_dtype, device))

@@ -107,8 +107,9 @@ class HHRules:
         return self.w.data_seed(self.cfg["completions"]["per_seed"], seed)
 
     def completion_flags(self) -> str:
-        return cli_flags(self.cfg["completions"], ["temperature", "top_p", "max_new_tokens", "max_prompt_tokens",
-                                                   "batch_size", "shard_size", "n"], n="per_prompt")
+        return " ".join([cli_flags(self.cfg["completions"], ["temperature", "top_p", "max_new_tokens",
+                                                             "max_prompt_tokens", "batch_size", "shard_size", "n"],
+                                   n="per_prompt"), self.w.generation_flags()])
 
     def prefs_flags(self, wildcards) -> str:
         prefs = self.cfg["preferences"]
@@ -135,6 +136,7 @@ class HHRules:
                                              "max_new_tokens", "batch_size"]),
             cli_flags(self.cfg["completions"], ["max_prompt_tokens"]),
             self.reward_flags(wildcards, input),
+            self.w.generation_flags(),
         ])
 
     # ------------------------------------------------------------------ the report
