@@ -18,7 +18,7 @@ except ConfigError as error:
 # Light modules only (no torch, no pandas): planning a grid must stay fast.
 from workflow_scripts.core.losses.registry import VARIANTS
 from workflow_scripts.core.workflow import (
-    Workflow,
+    Workflow as ExperimentHelpers,  # not `Workflow`: the Snakefile runs in the globals of snakemake.workflow
     cli_flags,
     hparam_flag,
     input_parent,
@@ -30,7 +30,7 @@ from workflow_scripts.core.workflow import (
 
 prepare_job_environment(workflow.basedir)
 
-W = Workflow(config)
+W = ExperimentHelpers(config)
 PRESET = config["preset"]
 RESULTS = W.results
 LOGS = f"logs/{PRESET}"

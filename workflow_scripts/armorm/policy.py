@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from workflow_scripts.core.io import AtomicDirectory, setup_logging
 from workflow_scripts.core.tokenizer import byte_level_bpe
-from workflow_scripts.core.models import TRAIN_ATTENTION
+from workflow_scripts.core.models import FAST_ATTENTION
 
 logger = logging.getLogger("armorm_policy")
 
@@ -54,9 +54,11 @@ def train_chat_tokenizer(texts: Sequence[str], vocab_size: int, model_max_length
 
 def build_llama_policy(spec: Mapping[str, Any], tokenizer, seed: int = 0) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **dict(spec))
-    config._attn_implementation = TRAIN_ATTENTION
+    spec = dict(spec)
+    vocab = max(len(tokenizer), int(spec.pop("vocab_size", 0)))   # the real model's vocabulary (paper-shapes)
+    config = LlamaConfig(vocab_size=vocab, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **spec)
+    config._attn_implementation = FAST_ATTENTION
     model = LlamaForCausalLM(config)
     logger.info("built a Llama policy from config %s (%.3fM parameters, random init, seed %d)",
                 dict(spec), sum(p.numel() for p in model.parameters()) / 1e6, seed)

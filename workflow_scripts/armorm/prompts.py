@@ -54,8 +54,16 @@ _ACTIVITIES = (("learning a new language", "learning a new language"), ("saving 
 _PLACES = ("the market", "the library", "school", "the park", "the station")
 
 
-def generate_prompts(n: int, seed: int) -> list[str]:
-    """``n`` distinct instruction-style prompts (mini preset), deterministic given ``seed``."""
+def context_passage(rng: np.random.Generator, words: int) -> str:
+    """A pseudo-document of ``words`` words (topic and activity vocabulary) that a prompt asks about: it
+    gives generated prompts the paper's lengths (HelpSteer2 prompts run to ~1k tokens)."""
+    vocabulary = [w for phrase in _TOPICS + tuple(a for a, _ in _ACTIVITIES) + _PLACES for w in phrase.split()]
+    return " ".join(vocabulary[i] for i in rng.integers(len(vocabulary), size=words))
+
+
+def generate_prompts(n: int, seed: int, context_words: int = 0) -> list[str]:
+    """``n`` distinct instruction-style prompts (mini preset), deterministic given ``seed``; with
+    ``context_words``, each preceded by notes of that many words (paper-shapes preset: long prompts)."""
     rng = np.random.default_rng(seed)
     prompts: list[str] = []
     seen: set[str] = set()
@@ -72,6 +80,8 @@ def generate_prompts(n: int, seed: int) -> list[str]:
         if text not in seen:
             seen.add(text)
             prompts.append(text)
+    if context_words:
+        prompts = [f"Read these notes:\n{context_passage(rng, context_words)}\n\n{p}" for p in prompts]
     return prompts
 
 
@@ -106,10 +116,11 @@ def unique_prompts(df: pd.DataFrame, where: str) -> list[str]:
     return kept
 
 
-def load_prompts(source: str, seed: int = 0, n_generated: tuple[int, int] = (64, 16)) -> dict[str, list[str]]:
+def load_prompts(source: str, seed: int = 0, n_generated: tuple[int, int] = (64, 16),
+                 context_words: int = 0) -> dict[str, list[str]]:
     """``{"train": [...], "test": [...]}`` from a hub id, a local directory, or ``generated``."""
     if source == "generated":
-        prompts = generate_prompts(sum(n_generated), seed)
+        prompts = generate_prompts(sum(n_generated), seed, context_words)
         return {"train": prompts[:n_generated[0]], "test": prompts[n_generated[0]:]}
     path = Path(source).expanduser()
     if path.is_dir():
@@ -141,6 +152,8 @@ def parse_args(argv=None):
     p.add_argument("--n-validation", type=int, default=500, help="held out of the training prompts (seeded)")
     p.add_argument("--n-test", type=int, default=0, help="keep the first n test prompts (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="the validation hold-out; and the generated prompts")
+    p.add_argument("--context-words", type=int, default=0, help="generated: notes of this many words before each "
+                   "prompt (the paper's prompt lengths)")
     return p.parse_args(argv)
 
 
@@ -149,7 +162,9 @@ def main(argv=None):
     a = parse_args(argv)
     if a.source == "generated" and (a.n_train <= 0 or a.n_test <= 0):
         raise SystemExit("--source generated needs --n-train and --n-test > 0.")
-    splits = load_prompts(a.source, a.seed, (a.n_train, a.n_test))
+    if a.context_words and a.source != "generated":
+        raise SystemExit("--context-words applies to --source generated only.")
+    splits = load_prompts(a.source, a.seed, (a.n_train, a.n_test), a.context_words)
     train = splits["train"][:a.n_train] if a.n_train else splits["train"]
     test = splits["test"][:a.n_test] if a.n_test else splits["test"]
     train, validation = hold_out(train, a.n_validation, a.seed)

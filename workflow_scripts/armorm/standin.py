@@ -49,22 +49,30 @@ DEFAULT_SPEC: dict[str, Any] = {
 }
 
 
-def build_standin(tokenizer, spec: Mapping[str, Any] | None = None, seed: int = 0) -> ArmoRMGatingRewardModel:
-    """A random-init ArmoRM-architecture model for ``tokenizer``; deterministic given ``seed``."""
+def build_standin(tokenizer, spec: Mapping[str, Any] | None = None, seed: int = 0,
+                  device: torch.device | str = "cpu") -> ArmoRMGatingRewardModel:
+    """A random-init ArmoRM-architecture model for ``tokenizer``; deterministic given ``seed`` (and device).
+
+    ``dtype`` in the spec (e.g. ``bfloat16``) is the dtype it is kept and saved in: the paper-shapes
+    preset's 8B stand-in is 15 GB in bf16 instead of 30 GB; ``device`` builds it where it is fast to
+    initialise (a GPU when the job has one)."""
     spec = {**DEFAULT_SPEC, **dict(spec or {})}
     head_std = float(spec.pop("head_std"))
+    dtype = getattr(torch, str(spec.pop("dtype", "float32")))
     pattern = tokenizer(GATING_TEXT, add_special_tokens=False)["input_ids"]
+    vocab = max(len(tokenizer), int(spec.pop("vocab_size", 0)))   # the real model's vocabulary (paper-shapes)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=vocab, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, num_objectives=len(OBJECTIVES), gating_token_pattern=pattern,
         architectures=[ArmoRMGatingRewardModel.__name__], **spec)
     torch.manual_seed(seed)
-    model = ArmoRMGatingRewardModel(config)
+    with torch.device(device):
+        model = ArmoRMGatingRewardModel(config)
     with torch.no_grad():
         generator = torch.Generator().manual_seed(seed + 1)
         model.regression_layer.weight.copy_(
             torch.randn(model.regression_layer.weight.shape, generator=generator) * head_std / config.hidden_size ** 0.5)
-    return model.eval()
+    return model.to(dtype).eval()
 
 
 def parse_args(argv=None):
@@ -80,7 +88,9 @@ def main(argv=None):
     setup_logging()
     a = parse_args(argv)
     tokenizer = AutoTokenizer.from_pretrained(a.tokenizer)
-    model = build_standin(tokenizer, json.loads(a.spec), a.seed)
+    from workflow_scripts.core.models import job_device
+
+    model = build_standin(tokenizer, json.loads(a.spec), a.seed, device=job_device())
     with AtomicDirectory(a.out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

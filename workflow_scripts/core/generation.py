@@ -94,26 +94,46 @@ def build_pair_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Seque
 
 
 def sequence_logprob(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """Sum over response tokens of ``log pi(token_t | tokens_<t)``; prompt and padding excluded."""
-    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)
-    token_logprobs = torch.gather(logprobs, 2, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    return (token_logprobs * response_mask[:, 1:].to(token_logprobs.dtype)).sum(dim=1)
+    """Sum over response tokens of ``log pi(token_t | tokens_<t)``; prompt and padding excluded.
+
+    ``logits`` may cover only the last ``k`` positions (``k <= T``, see :func:`forward_logprob`): the
+    position predicting token t is t - 1, so they score tokens ``T - k + 1 ..``; the mask must be 0 before.
+    log pi = logit[token] - logsumexp(logits), in fp32: no (B, T, V) log-softmax copy is kept.
+    """
+    k = logits.shape[1]
+    targets = input_ids[:, input_ids.shape[1] - k + 1:]
+    mask = response_mask[:, response_mask.shape[1] - k + 1:]
+    logits = logits[:, :-1].float()
+    picked = torch.gather(logits, 2, targets.unsqueeze(-1)).squeeze(-1)
+    token_logprobs = picked - torch.logsumexp(logits, dim=-1)
+    return (token_logprobs * mask.to(token_logprobs.dtype)).sum(dim=1)
+
+
+def first_scored_position(response_mask: torch.Tensor) -> int:
+    """The first column any row's response starts at (>= 1: token 0 has no prediction)."""
+    columns = response_mask.any(dim=0).nonzero()
+    return max(1, int(columns[0])) if len(columns) else response_mask.shape[1] - 1
 
 
 def forward_logprob(model, batch: dict[str, torch.Tensor], *, with_embeddings: bool = False):
     """Sequence log-probs of a pair batch; optionally also the embedding-layer output.
 
+    The LM head runs only from the position predicting the batch's first response token
+    (``logits_to_keep``): prompt positions never reach the (vocabulary-sized) head, which at
+    Llama-3's 128k vocabulary and 1k-token prompts is a large share of the step.
+
     The embeddings are computed explicitly and fed as ``inputs_embeds`` so that they are a
     node of the autograd graph (the Wasserstein penalty differentiates with respect to them).
     """
     ids = batch["input_ids"]
+    keep = ids.shape[1] - first_scored_position(batch["response_mask"]) + 1
     # Position ids from the attention mask keep right padding harmless.
     if with_embeddings:
         embeddings = model.get_input_embeddings()(ids)
-        out = model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"])
+        out = model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"], logits_to_keep=keep)
     else:
         embeddings = None
-        out = model(input_ids=ids, attention_mask=batch["attention_mask"])
+        out = model(input_ids=ids, attention_mask=batch["attention_mask"], logits_to_keep=keep)
     return sequence_logprob(out.logits, ids, batch["response_mask"]), embeddings
 
 

@@ -1,8 +1,11 @@
 """Build models from a config (mini preset, random init) or load them by hub id / path (paper).
 
 A *model spec* in config is either a string (a hub id such as ``gpt2`` or a local
-directory) or a mapping of ``transformers.GPT2Config`` arguments (``n_layer``, ``n_embd``,
-...), which builds a small GPT-2-architecture model with random weights.
+directory) or a mapping of config arguments, which builds a model with random weights: GPT-2
+by default (``GPT2Config``: ``n_layer``, ``n_embd``, ...), or another architecture named by
+``architecture`` (``llama``, ``qwen2``: that model type's config arguments). A ``vocab_size`` in
+the mapping pads the embedding matrix to the real model's vocabulary (the paper-shapes preset
+trains a small BPE but must have the real parameter count); the extra rows are never used.
 """
 from __future__ import annotations
 
@@ -15,8 +18,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     GPT2Config,
-    GPT2ForSequenceClassification,
-    GPT2LMHeadModel,
     PreTrainedTokenizerBase,
 )
 
@@ -24,9 +25,27 @@ logger = logging.getLogger(__name__)
 
 ModelSpec = Union[str, Mapping[str, Any]]
 
-#: Attention kernel for training. Eager attention supports the double backward that the
-#: Wasserstein penalty needs (grad of a grad), on CPU and GPU alike; fused kernels do not.
-TRAIN_ATTENTION = "eager"
+#: Attention kernels. PyTorch's fused scaled-dot-product attention (flash / memory-efficient on GPU,
+#: the flash kernel on CPU) is the fast one, but its backward cannot be differentiated again; the
+#: Wasserstein penalty differentiates a gradient (grad of a grad through every layer), so only its
+#: variants train with eager attention. Everything else (bases, KL, chi2, SFT, reward models, reference
+#: and anchor log-probs, generation) runs the fused kernel.
+FAST_ATTENTION = "sdpa"
+DOUBLE_BACKWARD_ATTENTION = "eager"
+ATTENTION_CHOICES = ("auto", FAST_ATTENTION, DOUBLE_BACKWARD_ATTENTION)
+
+
+def training_attention(needs_double_backward: bool, setting: str = "auto") -> str:
+    """The kernel a training job uses: ``auto`` picks eager only where a double backward is needed;
+    forcing the fused kernel on such a job is refused (it would fail, or worse, silently drop terms)."""
+    if setting not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {setting!r}.")
+    if setting == "auto":
+        return DOUBLE_BACKWARD_ATTENTION if needs_double_backward else FAST_ATTENTION
+    if setting == FAST_ATTENTION and needs_double_backward:
+        raise ValueError("attention 'sdpa' has no double backward, which the Wasserstein penalty needs; "
+                         "use auto or eager for Wasserstein variants.")
+    return setting
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
@@ -36,48 +55,71 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     return tok
 
 
-def _gpt2_config(spec: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, **extra) -> GPT2Config:
-    return GPT2Config(
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **dict(spec),
-        **extra,
-    )
+def _model_config(spec: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, **extra):
+    """The config of a model built from a spec mapping (GPT-2 unless ``architecture`` says otherwise)."""
+    from transformers import AutoConfig
+
+    spec = dict(spec)
+    architecture = spec.pop("architecture", "gpt2")
+    vocab = max(len(tokenizer), int(spec.pop("vocab_size", 0)))
+    ids = dict(bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    if architecture == "gpt2":
+        return GPT2Config(vocab_size=vocab, **ids, **spec, **extra)
+    try:
+        return AutoConfig.for_model(architecture, vocab_size=vocab, **ids, **spec, **extra)
+    except ValueError as error:
+        raise ValueError(f"model spec: unknown architecture {architecture!r} ({error})") from None
 
 
-def build_causal_lm(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int = 0):
+
+def spec_parameter_count(spec: Mapping[str, Any], vocab_size: int = 512) -> int:
+    """Parameters of the causal LM a spec mapping builds, counted on the meta device (no memory)."""
+    class _Tok:
+        bos_token_id = eos_token_id = 0
+        pad_token_id = 0
+
+        def __len__(self):
+            return vocab_size
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(_model_config(spec, _Tok()))
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_causal_lm(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int = 0,
+                    attention: str = FAST_ATTENTION):
     """The policy to fine-tune: hub id / directory, or a random-init GPT-2 from a config mapping."""
     if isinstance(spec, str):
-        model = AutoModelForCausalLM.from_pretrained(spec, attn_implementation=TRAIN_ATTENTION)
+        model = AutoModelForCausalLM.from_pretrained(spec, attn_implementation=attention)
     else:
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(_gpt2_config(spec, tokenizer, attn_implementation=TRAIN_ATTENTION))
-        logger.info("built a GPT-2 policy from config %s (%.2fM parameters, random init)",
+        model = AutoModelForCausalLM.from_config(_model_config(spec, tokenizer), attn_implementation=attention)
+        logger.info("built a %s policy from config %s (%.2fM parameters, random init)", model.config.model_type,
                     dict(spec), sum(p.numel() for p in model.parameters()) / 1e6)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
 def build_sequence_classifier(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, num_labels: int,
-                              problem_type: str = "multi_label_classification", seed: int = 0):
+                              problem_type: str = "multi_label_classification", seed: int = 0,
+                              attention: str = FAST_ATTENTION):
     """A classifier with ``num_labels`` outputs on a GPT-2 trunk (hub id / directory / config mapping)."""
     if isinstance(spec, str):
         model = AutoModelForSequenceClassification.from_pretrained(
-            spec, num_labels=num_labels, problem_type=problem_type, attn_implementation=TRAIN_ATTENTION)
+            spec, num_labels=num_labels, problem_type=problem_type, attn_implementation=attention)
     else:
         torch.manual_seed(seed)
-        model = GPT2ForSequenceClassification(
-            _gpt2_config(spec, tokenizer, num_labels=num_labels, problem_type=problem_type,
-                         attn_implementation=TRAIN_ATTENTION))
+        model = AutoModelForSequenceClassification.from_config(
+            _model_config(spec, tokenizer, num_labels=num_labels, problem_type=problem_type),
+            attn_implementation=attention)
     # GPT-2 classifiers read the last non-pad token: they must know the pad id.
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
-def load_causal_lm(path: str, dtype: torch.dtype = torch.float32):
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=TRAIN_ATTENTION)
+def load_causal_lm(path: str, dtype: torch.dtype = torch.float32, attention: str = FAST_ATTENTION):
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     return model
 
 

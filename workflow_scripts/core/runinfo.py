@@ -80,4 +80,7 @@ def write_run_info(path: str | os.PathLike, **fields: Any) -> None:
     info["git_commit"] = git_commit()
     info["hostname"] = platform.node()
     info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's peak (every job records it: the GPU check and the planner read it)
+        info["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     write_json_atomic(path, redact(info, secrets_in_environment()))

@@ -45,7 +45,8 @@ def launch(command: str) -> str:
 
 def cli_flags(section: Mapping[str, Any], keys=None, **renamed) -> str:
     """Config entries as command-line flags: ``key: v`` -> ``--key v`` (underscores become dashes; lists
-    space-separated; values shell-quoted; null values left out, so the program's default applies).
+    space-separated; values shell-quoted; booleans as ``true`` / ``false``; null values left out, so the
+    program's default applies).
     ``keys`` selects and orders; ``renamed`` maps key -> flag name."""
     keys = list(section) if keys is None else keys
     parts = []
@@ -55,7 +56,8 @@ def cli_flags(section: Mapping[str, Any], keys=None, **renamed) -> str:
             continue
         flag = "--{}".format(renamed.get(key, key).replace("_", "-"))
         values = value if isinstance(value, (list, tuple)) else [value]
-        parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
+        parts.append(" ".join([flag, *(shlex.quote(str(v).lower() if isinstance(v, bool) else str(v))
+                                       for v in values)]))
     return " ".join(parts)
 
 
@@ -140,7 +142,8 @@ class Workflow:
         """What every alignment job of an experiment shares: its losses and align sections, DeepSpeed and
         checkpointing (variant, radius, eta/beta and seed come from the job's wildcards)."""
         block = self.config[experiment]
-        return " ".join([cli_flags(block["losses"]), self.train_flags(block["align"])])
+        online = [self.generation_flags()] if block["align"]["regime"] == "online" else []   # it samples
+        return " ".join([cli_flags(block["losses"]), self.train_flags(block["align"]), *online])
 
     def procs(self, stage: str, variant: str | None = None) -> int:
         """CPU processes of a training job (a GPU job uses its ``gpu`` resource instead)."""
@@ -156,3 +159,12 @@ class Workflow:
     def canary_input(self) -> dict:
         """The canary as an extra input of GPU training rules, when ``launch.canary`` is on (SLURM profile)."""
         return {"canary": f"{self.results}/canary/gpu_job.json"} if self.config["launch"]["canary"] else {}
+
+    def generation_flags(self) -> str:
+        """The ``generation`` block as the flags of every sampling job (``sampling.add_generation_args``)."""
+        g = self.config["generation"]
+        return " ".join([
+            f"--generation-backend {g['backend']}",
+            cli_flags(g["hf"], **{k: f"hf_{k}" for k in g["hf"]}),
+            cli_flags(g["vllm"], **{k: f"vllm_{k}" for k in g["vllm"]}),
+        ])

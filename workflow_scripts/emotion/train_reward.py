@@ -168,7 +168,8 @@ def main(argv=None):
     model.config.label2id = {name: i for i, name in enumerate(REWARD_EMOTIONS)}
     total = steps_per_epoch(len(train_x), split) * args.epochs
     engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision)
+                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
+                                    gradient_checkpointing=args.gradient_checkpointing == "true")
     if rank == 0:
         logger.info("reward model: %d training examples (%d texts longer than %d tokens left out), %d steps, %s",
                     len(train_x), dropped, args.max_length, total, precision)

@@ -72,7 +72,8 @@ def main(argv=None):
     model = build_sequence_classifier(model_spec(args.model), tokenizer, 1, problem_type="regression", seed=args.seed)
     total = steps_per_epoch(len(train), split) * args.epochs
     engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision)
+                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
+                                    gradient_checkpointing=args.gradient_checkpointing == "true")
     checkpointer = make_checkpointer(engine, args, world, rank)
     history = train_supervised(engine, len(train), lambda idx: make_batch(train, idx),
                                lambda eng, b: pairwise_loss(eng, b), split, args.epochs, args.seed, rank, device,

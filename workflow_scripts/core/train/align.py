@@ -44,16 +44,17 @@ import torch.distributed as dist
 
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything, write_run_info
-from workflow_scripts.core.generation import build_pair_batch, forward_logprob, sample_completions, stop_token_ids
+from workflow_scripts.core.generation import build_pair_batch, forward_logprob, stop_token_ids
+from workflow_scripts.core.sampling import HFSampler, add_generation_args
 from workflow_scripts.core.pairs import PAIR_COLUMNS, make_pairs, read_pairs
 from workflow_scripts.core.scoring import check_scores, load_scorer
 from workflow_scripts.core.losses import SampleStats, get_variant, robust_objective
 from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix
-from workflow_scripts.core.models import load_causal_lm, load_tokenizer
+from workflow_scripts.core.models import ATTENTION_CHOICES, load_causal_lm, load_tokenizer, training_attention
 from workflow_scripts.core.train.checkpoint import Checkpointer, fingerprint_of, rng_state, set_rng_state
 from workflow_scripts.core.train.schedule import IterationPlan, check_iteration_structure
-from workflow_scripts.core.train.engine import (autocast, disable_dropout, init_distributed, make_engine, resolve_precision, run_info_fields,
-                     save_model, split_batch)
+from workflow_scripts.core.train.engine import (autocast, disable_dropout, init_distributed,
+                                               make_engine, resolve_precision, run_info_fields, save_model, split_batch)
 
 logger = logging.getLogger("align")
 
@@ -90,6 +91,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     t.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
     t.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     t.add_argument("--max-length", type=int, default=128, help="truncate prompt+response to this many tokens")
+    t.add_argument("--attention", default="auto", choices=ATTENTION_CHOICES,
+                   help="auto: the fused kernel (sdpa), eager only for variants that need a double backward (Wasserstein)")
+    t.add_argument("--gradient-checkpointing", default="false", choices=("true", "false"),
+                   help="recompute activations in the backward (long sequences at the paper's model sizes)")
     t.add_argument("--checkpoint-every", type=int, default=0, help="save a resumable checkpoint every N iterations (0: only on SIGTERM)")
     t.add_argument("--checkpoint-keep", type=int, default=2, help="keep the last K checkpoints")
     o = p.add_argument_group("online regime: sampling and labelling")
@@ -102,6 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     o.add_argument("--alpha0", type=float, default=0.1)
     o.add_argument("--mixture", default="convex", choices=MIXTURES)
     o.add_argument("--bt-scale", type=float, default=1.0, help="Bradley-Terry scale s in sigmoid(s (r1 - r2))")
+    add_generation_args(p)
     return p.parse_args(argv)
 
 
@@ -167,25 +173,31 @@ class Aligner:
         self.iterations = self._count_iterations()
 
         seed_everything(args.seed)
-        policy = load_causal_lm(args.policy)
+        # One kernel for the policy AND its reference / anchor (the same module, or a copy loaded alike).
+        self.attention = training_attention(self.objective.needs_embeddings, args.attention)
+        policy = load_causal_lm(args.policy, attention=self.attention)
         disable_dropout(policy)
         self.engine, self.ds_config = make_engine(
             policy, self.split, lr=args.lr, total_steps=self.iterations * self.plan.steps_per_iteration,
-            warmup_ratio=args.warmup_ratio, zero_stage=args.zero_stage, precision=self.precision)
+            warmup_ratio=args.warmup_ratio, zero_stage=args.zero_stage, precision=self.precision,
+            gradient_checkpointing=args.gradient_checkpointing == "true")
         # The reference, fixed before any step (and before a resume loads later weights): offline, a
         # table of every pair's log-probs under the initial module; online, a frozen copy of the SFT policy.
         self.reference_model, self.reference_table = None, None
         if args.regime == "online":
             self.scorer = load_scorer(args.scorer, args.reward_model, self.device, **json.loads(args.scorer_options))
             self.stops = stop_token_ids(policy, self.tokenizer)
-            self.reference_model = load_causal_lm(args.policy).to(self.device).eval()
+            self.sampler = self._online_sampler()
+            self.reference_model = load_causal_lm(args.policy, attention=self.attention).to(self.device).eval()
             disable_dropout(self.reference_model)
             self.reference_model.requires_grad_(False)
         else:
             self.offline_pairs = orient(self.pairs, self.variant.base)
             self.reference_table = self._offline_reference()
         # Checkpoints live in the job's own directory, beside (not inside) its declared outputs.
-        job_args = {k: v for k, v in vars(args).items() if not k.startswith("checkpoint_")}
+        # (the generation flags size the sampling batch only: rows are seeded per sample, see _online_sampler)
+        job_args = {k: v for k, v in vars(args).items()
+                    if not k.startswith(("checkpoint_", "generation_", "hf_", "vllm_"))}
         self.checkpointer = Checkpointer(
             self.engine, Path(args.out) / "checkpoints", every=args.checkpoint_every, keep=args.checkpoint_keep,
             fingerprint=fingerprint_of({**job_args, "world_size": self.world}), rank=self.rank)
@@ -207,6 +219,7 @@ class Aligner:
         return {"precision": self.precision, "autocast": "bfloat16" if self.precision == "bf16" else None,
                 "parameter_dtype": str(next(self.engine.module.parameters()).dtype).replace("torch.", ""),
                 "attention": self.engine.module.config._attn_implementation, "max_length": self.args.max_length,
+                "gradient_checkpointing": self.args.gradient_checkpointing == "true",
                 "inputs": "inputs_embeds" if self.objective.needs_embeddings else "input_ids",
                 "reference": "this job, same forward, first-use micro-batch" +
                              ("" if self.args.regime == "offline" else " (frozen copy of the SFT policy)")}
@@ -220,6 +233,18 @@ class Aligner:
         perm = np.random.default_rng([self.args.seed, epoch]).permutation(len(self.pairs))
         return perm[k * size:(k + 1) * size]
 
+    def _online_sampler(self) -> HFSampler:
+        """HF generate on the live training module (length-sorted batches, per-sample seeds). Never vLLM:
+        the policy changes every iteration, and handing the live DeepSpeed weights to an engine each time
+        is not robust; never compiled (the module trains between calls)."""
+        a = self.args
+        if a.generation_backend != "hf" or a.hf_compile:
+            logger.info("online regime: sampling with hf generate, uncompiled (generation.backend %s, compile %s "
+                        "apply to the sampling jobs only: the policy changes every iteration)",
+                        a.generation_backend, a.hf_compile)
+        return HFSampler(self.engine.module, self.pad_id, self.stops, device=self.device, batch_size=64,
+                         auto_batch=a.hf_auto_batch, max_batch=a.hf_max_batch, memory_fraction=a.hf_memory_fraction)
+
     def online_iteration(self, t: int) -> pd.DataFrame:
         """Fresh pairs from pi_t for the iteration's prompts (each rank samples its share; all ranks get all)."""
         a, n = self.args, self.plan.iteration_batch
@@ -227,10 +252,10 @@ class Aligner:
         lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
         rows = self.pairs.iloc[prompt_idx[lo:hi]]
         prompts = list(rows["prompt_ids"])
-        completions = sample_completions(
-            self.engine.module, prompts, eos_id=self.stops, pad_id=self.pad_id, max_new_tokens=a.max_new_tokens,
-            temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, num_return_sequences=2,
-            generator_seed=a.seed * 100_003 + t * 101 + self.rank, device=self.device, desc=f"iteration {t} sampling")
+        # seeded by the position in the iteration's batch, not by rank: the same samples for any world size
+        completions = self.sampler.sample(
+            prompts, n=2, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
+            seed=a.seed * 100_003 + t * 101, row_ids=range(lo, hi), desc=f"iteration {t} sampling")
         y1, y2 = completions[0::2], completions[1::2]
         decode = lambda ids: self.tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
         # the prompt as the scorer should read it: its text when the pool has one (chat prompts), else decoded

@@ -132,9 +132,13 @@ def warmup_cosine(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def make_engine(model, split: BatchSplit, *, lr: float, total_steps: int, warmup_ratio: float = 0.0,
-                weight_decay: float = 0.0, zero_stage: int = 2, precision: str = "fp32", grad_clip: float = 1.0):
+                weight_decay: float = 0.0, zero_stage: int = 2, precision: str = "fp32", grad_clip: float = 1.0,
+                gradient_checkpointing: bool = False):
     """Wrap ``model`` in a DeepSpeed engine with AdamW and warmup+cosine. Returns ``(engine, ds_config)``."""
     import deepspeed
+
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(model)
 
     config = deepspeed_config(split, zero_stage=zero_stage, precision=precision, grad_clip=grad_clip)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -154,6 +158,21 @@ def disable_dropout(model) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute each layer's activations in the backward instead of storing them (1B at 2048 tokens).
+
+    Non-reentrant checkpointing: it supports ``torch.autograd.grad`` with ``create_graph=True``, so the
+    Wasserstein penalty's double backward still sees the whole graph (tested against the plain model).
+    HF applies it in train mode only; the reference / anchor passes run in eval mode, unchanged.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):        # transformers >= 5.2x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:                                                       # e.g. 5.17 on the offline GPU node
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
 
 
 def save_model(engine_or_model, tokenizer, out_dir, rank: int) -> None:
@@ -186,3 +205,5 @@ def add_training_args(p, *, epochs: int, max_length: int) -> None:
     p.add_argument("--checkpoint-keep", type=int, default=2)
     p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--gradient-checkpointing", default="false", choices=("true", "false"),
+                   help="recompute activations in the backward (long sequences at the paper's model sizes)")

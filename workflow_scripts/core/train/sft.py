@@ -87,7 +87,8 @@ def main(argv=None):
     model = build_causal_lm(model_spec(args.model), tokenizer, seed=args.seed)
     total = steps_per_epoch(len(train_rows), split) * args.epochs
     engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision)
+                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
+                                    gradient_checkpointing=args.gradient_checkpointing == "true")
     if rank == 0:
         logger.info("SFT on %d texts: world %d, micro %d x accum %d = global %d, %d steps, %s",
                     len(train_rows), world, split.micro_batch, split.grad_accum, split.global_batch, total, precision)
