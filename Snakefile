@@ -23,6 +23,7 @@ include: "rules/armorm.smk"
 include: "rules/hh.smk"
 include: "rules/radius_coverage.smk"
 include: "rules/lm_eval.smk"
+include: "rules/plan.smk"
 
 
 rule all:

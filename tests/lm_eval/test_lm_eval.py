@@ -172,7 +172,7 @@ def test_mini_stage_table_is_the_harness_results_of_the_selected_policies(mini_r
     table, checked = check_table_against_harness(mini_run, demo)
     # ArmoRM: base + 4 variants; HH: SFT + the two mini HH variants among lm_eval.variants
     assert list(table["variant"]) == ["sft", "rebel", "w-rebel", "dpo", "wdpo", "sft", "rebel", "dpo"]
-    assert checked == 3 * 9
+    assert checked == 3 * 8
     # The policy each job evaluated is the one the experiment's own report marks as selected (on validation).
     lm = mini_run / "results/mini/lm_eval"
     armorm = pd.read_csv(mini_run / "results/mini/tables/armorm_objectives.csv", keep_default_na=False,
@@ -186,10 +186,25 @@ def test_mini_stage_table_is_the_harness_results_of_the_selected_policies(mini_r
         else:
             report = hh[(hh["policy"] == labels["policy"]) & (hh["aggregation"] == labels["aggregation"])
                         & (hh["scale"] == labels["scale"]) & (hh["variant"] == labels["variant"])]
-        chosen = report[report["selected"] == True]  # noqa: E712
+        chosen = report[report["selected"].astype(str) == "True"]
         assert len(chosen) == 1, (labels, report)
         assert (float(chosen["radius"].iloc[0]), chosen["hp"].iloc[0]) == (float(labels["radius"]), labels["hp"])
         assert labels["policy_path"].endswith(f"/{labels['variant']}/{labels['radius']}/{labels['hp']}/0/policy")
+    # The selections' scores are the reports' validation criteria: the HH one recomputed from the per-run
+    # validation CSVs (means), the report's from the per-prompt samples; ArmoRM's from the same CSVs.
+    for experiment, table, keys in (("armorm", armorm, ["pair", "variant"]),
+                                    ("hh", hh, ["policy", "aggregation", "scale", "variant"])):
+        selected = json.loads((lm / experiment / "selected.json").read_text())["selected"]
+        assert selected
+        for entry in selected:
+            row = table[(table[keys + ["radius", "hp"]].astype(str) == pd.Series(
+                {k: str(entry[k]) for k in keys + ["radius", "hp"]})).all(axis=1)]
+            if row.empty:   # radius spellings: the table's CSV may write 1.0 where paths say 1
+                row = table[(table[keys + ["hp"]].astype(str) == pd.Series({k: str(entry[k]) for k in keys + ["hp"]})
+                             ).all(axis=1) & (table["radius"].astype(float) == float(entry["radius"]))]
+            assert len(row) == 1, entry
+            assert str(row["selected"].iloc[0]) == "True" and row["validation_score"].iloc[0] == pytest.approx(entry["score"],
+                                                                                                       rel=1e-9)
     for f in ("lm_eval_vs_sft.pdf", "lm_eval_vs_sft.png"):
         assert (mini_run / "results/mini/figures" / f).stat().st_size > 5000
 
