@@ -117,7 +117,7 @@ def test_tokens_per_second_are_logged(tiny_model, caplog):
         rows = sampler.sample(_prompts(), desc="unit", **KW)
         sampler.close()
     lines = [r.getMessage() for r in caplog.records if "tokens/s" in r.getMessage()]
-    assert lines[0].startswith(f"hf unit") and f"{sum(map(len, rows))} tokens in" in lines[0]
+    assert lines[0].startswith("hf unit") and f"{sum(map(len, rows))} tokens in" in lines[0]
     assert "job total over 1 call(s)" in lines[-1]
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from workflow_scripts.core.io import setup_logging
 from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.sampling import CAPACITY_ARGS, add_generation_args, sampler_from_args
+from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 
 logger = logging.getLogger("armorm_completions")
@@ -85,15 +85,10 @@ def parse_args(argv=None):
     p.add_argument("--policy", required=True, help="base policy directory (model + tokenizer with a chat template)")
     p.add_argument("--out", required=True, help="completions parquet")
     p.add_argument("--per-prompt", type=int, default=2, help="completions per prompt")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--max-prompt-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per generate() call")
+    add_sampling_args(p, temperature=0.7, max_new_tokens=1024, max_prompt_tokens=1024, batch_size=32)
     p.add_argument("--shard-size", type=int, default=512, help="prompts per shard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after-shards", type=int, default=None, help=argparse.SUPPRESS)   # test hook: a "kill"
-    add_generation_args(p)
     return p.parse_args(argv)
 
 

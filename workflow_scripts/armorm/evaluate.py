@@ -35,7 +35,7 @@ from workflow_scripts.armorm.completions import generate
 from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.armorm.model import SCORE_COLUMNS
 from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
+from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 
 logger = logging.getLogger("evaluate_armorm")
 
@@ -65,15 +65,10 @@ def parse_args(argv=None):
     p.add_argument("--completions-out", help="parquet of the scored completions (every split)")
     p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
     p.add_argument("--samples-per-prompt", type=int, default=10)
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
-    p.add_argument("--max-prompt-tokens", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=32)
+    add_sampling_args(p, temperature=0.1, max_new_tokens=1024, max_prompt_tokens=1024, batch_size=32)
     p.add_argument("--selection", default="mean", choices=("mean", "best"))
     p.add_argument("--best-by", default="ArmoRM", choices=SCORE_COLUMNS)
     add_reward_model_args(p)
-    add_generation_args(p)
     return p.parse_args(argv)
 
 

@@ -487,6 +487,19 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def add_sampling_args(parser: argparse.ArgumentParser, *, temperature: float, max_new_tokens: int,
+                      max_prompt_tokens: int, batch_size: int) -> None:
+    """The sampling flags of the chat stages (ArmoRM and HH completions and evaluation; their config
+    sections' keys), then the generation backend's (:func:`add_generation_args`)."""
+    parser.add_argument("--temperature", type=float, default=temperature)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--max-prompt-tokens", type=int, default=max_prompt_tokens,
+                        help="the prompt text is cut to this many tokens (before any chat template)")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="prompts per generate() call")
+    add_generation_args(parser)
+
+
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
     """The ``generation:`` config block as flags (built by ``Workflow.generation_flags``)."""
     g = parser.add_argument_group("generation backend (config: generation)")

@@ -25,7 +25,7 @@ import pandas as pd
 from workflow_scripts.core.io import setup_logging
 from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
 from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.sampling import CAPACITY_ARGS, add_generation_args, sampler_from_args
+from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.hh.data import HUMAN
 from workflow_scripts.hh.reward import ensemble
@@ -59,16 +59,11 @@ def parse_args(argv=None):
     p.add_argument("--reward-dtype", default="auto", choices=("auto", "bf16", "fp32"))
     p.add_argument("--out", required=True)
     p.add_argument("--per-prompt", type=int, default=2)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--max-prompt-tokens", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=32)
+    add_sampling_args(p, temperature=1.0, max_new_tokens=128, max_prompt_tokens=512, batch_size=32)
     p.add_argument("--score-batch-size", type=int, default=16)
     p.add_argument("--score-max-length", type=int, default=1024)
     p.add_argument("--shard-size", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
-    add_generation_args(p)
     return p.parse_args(argv)
 
 

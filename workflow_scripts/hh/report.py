@@ -72,6 +72,12 @@ def load_samples(paths: Sequence[str | Path], training: dict[str, str]) -> pd.Da
     data = pd.concat(frames, ignore_index=True)
     for column in ("variant", "radius", "hp", "policy", "aggregation", "scale", "split"):
         data[column] = data[column].astype(str)
+    return add_zscores(data, training)
+
+
+def add_zscores(data: pd.DataFrame, training: dict[str, str]) -> pd.DataFrame:
+    """``z_<objective>`` columns: each row's raw rewards as z-scores w.r.t. its policy's training completions
+    (a column ``policy``; ``training`` maps policy -> its completions parquet). Samples or per-run means alike."""
     missing = sorted(set(data["policy"]) - set(training))
     if missing:
         raise ValueError(f"no training completions for policy(ies) {missing} (the z-score scale).")

@@ -55,8 +55,6 @@ def uses_chat_template(policy: str, setting: str) -> bool:
 
 def model_arguments(backend: str, policy: str, dtype: str, max_length: int | None, seed: int) -> dict:
     """The harness's ``model_args`` for the hf or vllm backend (bf16 where the GPU has it, else fp32)."""
-    import torch
-
     from workflow_scripts.core.models import job_device, resolve_dtype
 
     torch_dtype = resolve_dtype(dtype, job_device())

@@ -54,8 +54,7 @@ def hh_validation_table(evals: Sequence[str], training: dict[str, str], alphas: 
     r(alpha) over prompts equals r(alpha) of the means: the per-run CSV is enough to rank runs by their
     worst case over alpha, as the report does from the samples.
     """
-    from workflow_scripts.hh.prefs import zscore_stats
-    from workflow_scripts.hh.report import CELL, OBJECTIVES
+    from workflow_scripts.hh.report import CELL, add_zscores
 
     frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in evals]
     if not frames:
@@ -64,13 +63,8 @@ def hh_validation_table(evals: Sequence[str], training: dict[str, str], alphas: 
     data["value"] = pd.to_numeric(data["value"])
     data["seed"] = pd.to_numeric(data["seed"])
     keys = ["policy", "aggregation", "scale", "variant", "radius", "hp", "seed"]
-    wide = data.pivot_table(index=keys, columns="objective", values="value", aggfunc="first").reset_index()
-    for policy, path in training.items():
-        stats = zscore_stats(pd.read_parquet(path), OBJECTIVES)
-        rows = wide["policy"] == policy
-        for o in OBJECTIVES:
-            s = stats[o]
-            wide.loc[rows, f"z_{o}"] = 0.0 if s["std"] <= 0 else (wide.loc[rows, o] - s["mean"]) / s["std"]
+    wide = add_zscores(data.pivot_table(index=keys, columns="objective", values="value", aggfunc="first")
+                       .reset_index(), training)
     curves = np.stack([a * wide["z_helpful"] + (1 - a) * wide["z_harmless"] for a in alphas], axis=1)
     wide["worst_alpha"] = curves.min(axis=1)
     return over_seeds(wide, CELL, ["worst_alpha"])

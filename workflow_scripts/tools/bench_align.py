@@ -111,7 +111,6 @@ def device_peak(explicit: float | None) -> tuple[float | None, str]:
 
 def build_inputs(spec: dict, workdir: Path, a) -> tuple[Path, Path, dict]:
     """A random-init policy (saved like an SFT model) and pairs with exact lengths; its FLOP counts."""
-    import pandas as pd
     import torch
     from transformers import PreTrainedTokenizerFast
 

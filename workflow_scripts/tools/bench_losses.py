@@ -16,9 +16,10 @@ log-probs of the response tokens, per-sample base losses, the robust objective, 
 AdamW step. The anchor / reference log-probs and the rewards are fixed tensors computed
 before timing (a frozen reference forward is the same for every variant).
 
-All variants use eager attention: the Wasserstein penalty needs a double backward, which
-the fused attention kernels do not support, so the bases run eager as well and the ratios
-compare like with like. The timed steps are interleaved round-robin across the variants so
+All variants use eager attention here, so the ratios isolate the LOSSES' cost (like with
+like). The workflow itself runs the fused kernel (SDPA) for every variant but the Wasserstein
+ones, whose double backward needs eager: ``workflow_scripts.tools.bench_align`` times that
+production step, kernels included. The timed steps are interleaved round-robin across the variants so
 that background load affects all of them alike. Peak memory is measured in a separate pass
 (one more step per variant): on CUDA ``torch.cuda.max_memory_allocated`` during the step
 minus the memory allocated when it starts (activations, gradients and double-backward
@@ -289,7 +290,7 @@ def run(args):
     print(f"  batch      {args.batch} pairs = {2 * args.batch} sequences x {args.seq_len} tokens (response = last {args.seq_len - batch.prompt_len})")
     print(f"  device     {device}" + (f" ({torch.cuda.get_device_name(device)})" if cuda else f", {torch.get_num_threads()} torch threads")
           + f", {args.dtype}" + (" (autocast, fp32 weights)" if amp_dtype else ""))
-    print("  attention  eager for ALL variants (the Wasserstein double backward needs it; ratios compare like with like)")
+    print("  attention  eager for ALL variants (the losses' cost alone; bench_align times the production kernels)")
     print(f"  radii      tau={args.tau} rho={args.rho} rho0={args.rho0}; eta={args.eta} beta={args.beta}")
     print(f"  timing     {args.warmup} warm-up + {args.steps} timed steps per variant, interleaved round-robin; median reported")
     sys.stdout.flush()

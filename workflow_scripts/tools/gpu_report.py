@@ -14,7 +14,6 @@ import argparse
 import csv
 import glob
 import json
-import os
 from pathlib import Path
 
 

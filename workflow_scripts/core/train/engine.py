@@ -64,6 +64,33 @@ def init_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+@dataclass(frozen=True)
+class TrainingJob:
+    """Where a supervised training job runs: its place in the process group, batch split and precision."""
+
+    rank: int
+    world: int
+    device: torch.device
+    split: BatchSplit
+    precision: str
+    started: float
+
+
+def start_training_job(args) -> TrainingJob:
+    """The preamble every supervised trainer shares (SFT, reward models): join the process group, split the
+    global batch over it, resolve the precision, seed every RNG. ``args`` has add_training_args' options."""
+    import time
+
+    from workflow_scripts.core.runinfo import seed_everything
+
+    started = time.time()
+    rank, world, device = init_distributed()
+    split = split_batch(args.global_batch, args.micro_batch, world)
+    precision = resolve_precision(args.precision)
+    seed_everything(args.seed)
+    return TrainingJob(rank, world, device, split, precision, started)
+
+
 def _free_port() -> int:
     import socket
 

@@ -17,10 +17,11 @@ import time
 import torch
 
 from workflow_scripts.core.io import read_texts, setup_logging, write_json_atomic
-from workflow_scripts.core.runinfo import seed_everything, write_run_info
+from workflow_scripts.core.runinfo import write_run_info
 from workflow_scripts.core.models import build_causal_lm, load_tokenizer
 from workflow_scripts.core.train.checkpoint import Checkpointer, fingerprint_of
-from workflow_scripts.core.train.engine import add_training_args, init_distributed, make_engine, resolve_precision, run_info_fields, save_model, split_batch
+from workflow_scripts.core.train.engine import (add_training_args, make_engine, run_info_fields, save_model,
+                                               start_training_job)
 from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
 
 logger = logging.getLogger("sft")
@@ -71,11 +72,9 @@ def lm_batch(rows: list[list[int]], pad_id: int) -> dict:
 def main(argv=None):
     setup_logging()
     args = parse_args(argv)
-    started = time.time()
-    rank, world, device = init_distributed()
-    split = split_batch(args.global_batch, args.micro_batch, world)
-    precision = resolve_precision(args.precision)
-    seed_everything(args.seed)
+    job = start_training_job(args)
+    rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
+                                                      job.started)
     tokenizer = load_tokenizer(args.tokenizer)
     train = read_texts(args.data, "train")
     if args.max_train_examples:
