@@ -7,10 +7,14 @@ generated ZeRO config.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -46,13 +50,21 @@ def init_distributed() -> tuple[int, int, torch.device]:
     import deepspeed
 
     use_cuda = torch.cuda.is_available()
+    backend = "nccl" if use_cuda else "gloo"
     if "RANK" not in os.environ:
-        # Started as a plain CLI, not by a launcher: a one-process group on a free local port,
-        # so DeepSpeed does not go looking for MPI.
+        # Started as a plain CLI, not by a launcher: a one-process group that rendezvouses through a
+        # private file, not a TCP port. A port picked as "free" can be taken before the store binds it
+        # (two jobs starting together on one node: EADDRINUSE); a file in our own temp dir cannot.
+        # The env variables are still set so DeepSpeed does not go looking for MPI.
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+                          MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
+        if not dist.is_initialized():
+            store_dir = tempfile.mkdtemp(prefix="dist-store-")
+            atexit.register(shutil.rmtree, store_dir, ignore_errors=True)
+            store = Path(store_dir) / "store"
+            deepspeed.init_distributed(dist_backend=backend, init_method=f"file://{store}", rank=0, world_size=1)
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo")
+        deepspeed.init_distributed(dist_backend=backend)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if use_cuda:
@@ -89,14 +101,6 @@ def start_training_job(args) -> TrainingJob:
     precision = resolve_precision(args.precision)
     seed_everything(args.seed)
     return TrainingJob(rank, world, device, split, precision, started)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def resolve_precision(precision: str) -> str:
