@@ -20,10 +20,18 @@ def repo() -> Path:
 def mini_run(tmp_path_factory):
     """The whole mini emotion DAG, run once per test session in a scratch directory.
 
-    Tests that change its files work on a copy (see ``mini_copy``)."""
+    Tests that change its files work on a copy (see ``mini_copy``). To iterate on tests without
+    rerunning it, point ``DRO_REBEL_MINI_RUN`` at a finished mini run's directory (``--directory`` of
+    ``snakemake all --configfile presets/mini.yaml``): it is copied, never modified, and brought up to
+    date by the same Snakemake call (nothing reruns if the code did not change)."""
+    import shutil
+
     from workflow_helpers import snakemake_in
 
     workdir = tmp_path_factory.mktemp("mini")
+    if os.environ.get("DRO_REBEL_MINI_RUN"):
+        workdir = workdir / "run"
+        shutil.copytree(os.environ["DRO_REBEL_MINI_RUN"], workdir, symlinks=True)
     result = snakemake_in(workdir, "all", "--cores", "2")
     if result.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-3:])

@@ -104,4 +104,6 @@ def test_gradient_checkpointing_keeps_the_wasserstein_gradient_exact(batch):
     enable_gradient_checkpointing(model)
     assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
     checkpointed = _wasserstein_gradient(model, batch)
-    assert plain.norm() > 0 and torch.equal(plain, checkpointed)
+    # Exact up to float64 rounding (measured 1.7e-16 relative: the recomputed forward may sum the
+    # gradient's pieces in another order); a lost double-backward term would be orders larger.
+    assert plain.norm() > 0 and (plain - checkpointed).norm() <= 1e-12 * plain.norm()

@@ -208,7 +208,9 @@ def test_mini_hh_stage(mini_run):
             ("cvar", "dpo"), ("", "sft")} <= rows
     assert set(table.loc[table["variant"] != "sft", "scale"]) == {"200", "all"}
     chosen = table[table["selected"]]
-    assert len(chosen) == len(rows) - 1 and not chosen["variant"].eq("sft").any()   # one choice per group
+    groups = set(zip(*(table.loc[table["variant"] != "sft", c].fillna("") for c in ("aggregation", "variant", "scale"))))
+    # one radius chosen per (aggregation, variant, data scale), never the SFT row
+    assert len(chosen) == len(groups) == 2 * (len(rows) - 1) and not chosen["variant"].eq("sft").any()
     numeric = table.select_dtypes("number").drop(columns=["validation_score"], errors="ignore")
     assert np.isfinite(numeric.to_numpy(dtype=float)).all()
     assert "DPO" in (root / "tables/hh_objectives.md").read_text() and "hard-min" in (
@@ -216,6 +218,16 @@ def test_mini_hh_stage(mini_run):
     for objective in ("helpful", "harmless"):
         metrics = json.loads((root / f"hh/reward_models/{objective}/metrics.json").read_text())
         assert metrics["validation_pairwise_accuracy"] > 0.8, (objective, metrics)   # the reward models learned
-    # the two objectives genuinely disagree: on the SFT policy's responses their rewards are anti-correlated
-    completions = pd.read_parquet(root / "hh/mini/completions/0/train.parquet")
-    assert completions["helpful"].corr(completions["harmless"]) < 0
+    # The two objectives genuinely disagree (workflow_scripts/hh/corpus.py): on the held-out harmless-base pairs
+    # (a risky request, refused vs complied with) the harmless model prefers the refusal and the helpful
+    # model the compliance. (The sign of their correlation on the tiny SFT policy's samples is not a property
+    # of the design: it follows whatever mix of responses that policy happens to produce.)
+    from workflow_scripts.hh.reward import HHRewardScorer
+
+    pairs = pd.read_parquet(root / "hh/data/preferences/harmless-base/validation.parquet")
+    margins = {}
+    for objective in ("helpful", "harmless"):
+        scorer = HHRewardScorer.load(str(root / f"hh/reward_models/{objective}/model"), name=objective)
+        chosen, rejected = (scorer.score(list(pairs["prompt"]), list(pairs[c]))[objective] for c in ("chosen", "rejected"))
+        margins[objective] = (chosen - rejected).to_numpy()
+    assert (margins["harmless"] > 0).mean() > 0.8 and (margins["helpful"] < 0).mean() > 0.5, margins
