@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from workflow_scripts.tools.plan import calibrate as cal
@@ -163,14 +164,19 @@ def test_bad_input_is_one_line(argv, message, capsys):
 
 # ---------------------------------------------------------------------------------------------- memory
 def test_memory_flags_the_wasserstein_llama_jobs_with_the_knob_that_fixes_them(paper):
-    bad = [e for e in paper.estimates if e.fit is not None and not e.fit.fits]
+    # The paper preset turns gradient checkpointing on for ArmoRM alignment: every job fits.
+    assert all(e.fit.fits for e in paper.estimates if e.fit is not None)
+    assert "Will not fit in memory" not in paper.markdown()
+    # Without it, the eager-attention (Wasserstein) Llama-1B jobs are flagged, with the knob that fixes them.
+    off = plan([], ["armorm"], gpu="h100", gpus_available=64,
+               config={"armorm": {"align": {"gradient_checkpointing": False}}})
+    bad = [e for e in off.estimates if e.fit is not None and not e.fit.fits]
     assert bad and {e.job.wildcards["variant"] for e in bad} <= {"w-rebel", "wdpo"}
     armorm = next(e for e in bad if e.rule == "armorm_align")
     assert armorm.fit.advice == "armorm.align.gradient_checkpointing: true"
     fixed = replace(armorm.work.memory, checkpointing=True)
     assert memory.check(fixed, armorm.devices, 80).fits
-    assert all(e.fit.fits for e in paper.estimates if e.fit is not None and e.rule.startswith("emotion"))
-    assert "Will not fit in memory" in paper.markdown()
+    assert "Will not fit in memory" in off.markdown()
 
 
 def test_more_gpus_shard_the_optimizer_state():
@@ -226,20 +232,32 @@ def _same_work(pilot_dir, heldout_plan, heldout_seconds):
     return pairs
 
 
-def test_the_fixture_runs_were_measured_under_comparable_load(heldout, capsys):
+def _loaded_copy(tmp_path, factor):
+    """The pilot's benchmark tree with every job ``factor`` times slower: what a second job sharing the cores
+    does to a run (the first pilot of this fixture, measured that way, took 1.48x as long: data/README.md)."""
+    root = tmp_path / "loaded" / "benchmarks"
+    for tsv in (DATA / "pilot/benchmarks").rglob("*.tsv"):
+        table = pd.read_csv(tsv, sep="\t")
+        table["s"] = table["s"] * factor
+        (root / tsv.relative_to(DATA / "pilot/benchmarks")).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(root / tsv.relative_to(DATA / "pilot/benchmarks"), sep="\t", index=False)
+    return root.parent
+
+
+def test_the_fixture_runs_were_measured_under_comparable_load(heldout, tmp_path, capsys):
     """The fixture is an experiment only if the machine ran about as fast during both runs: the jobs of
-    identical work must take about as long in total. `pilot_loaded/` (the first pilot, measured while
-    another training job shared the 2 cores: data/README.md) fails this check and is not used."""
+    identical work must take about as long in total. A pilot slowed down as a shared machine slows it is
+    rejected by the same check."""
     result, seconds = heldout
     lines = []
-    for name in ("pilot", "pilot_loaded"):
-        pairs = _same_work(DATA / name, result, seconds)
+    for name, pilot in (("pilot", DATA / "pilot"), ("pilot x1.48 (as if loaded)", _loaded_copy(tmp_path, 1.48))):
+        pairs = _same_work(pilot, result, seconds)
         ratio = sum(b for _, b in pairs) / sum(a for a, _ in pairs)
         noisy = sum(abs(b / a - 1) > RULE_BOUND for a, b in pairs)
         lines.append(f"{name}: {len(pairs)} same-work jobs, held-out / pilot = {ratio:.2f}; "
                      f"{noisy} of them differ by more than {RULE_BOUND:.0%} between the runs")
         if name == "pilot":
-            assert abs(ratio - 1) <= LOAD_BOUND, lines[-1]
+            assert len(pairs) >= 20 and abs(ratio - 1) <= LOAD_BOUND, lines[-1]
         else:
             assert abs(ratio - 1) > LOAD_BOUND, lines[-1]
     with capsys.disabled():
@@ -248,7 +266,7 @@ def test_the_fixture_runs_were_measured_under_comparable_load(heldout, capsys):
 
 def test_calibrated_on_one_mini_run_predicts_a_larger_one(heldout, capsys):
     """Fixture A: a mini run (1 seed). Fixture B: mini + 2 seeds, 768 emotion pairs, 2 ArmoRM training pairs
-    (249 jobs instead of 118; emotion pairs and alignment jobs 1.5x larger). Calibrated on A's benchmark
+    (243 jobs instead of 116; emotion pairs and alignment jobs 1.5x larger). Calibrated on A's benchmark
     files only, the planner predicts B's per-rule seconds."""
     result = plan([MINI, HELDOUT], ["all"], gpu="cpu", gpus_available=2, calibrate=DATA / "pilot",
                   calibrate_config=[MINI])
@@ -285,9 +303,10 @@ def test_calibration_reproduces_the_pilot_itself():
         assert r["predicted_s"] == pytest.approx(r["measured_s"], rel=1e-6), r["rule"]
 
 
-def test_several_pilot_runs_are_averaged_per_job():
+def test_several_pilot_runs_are_averaged_per_job(tmp_path):
     result = plan([MINI], ["radius_coverage"], gpu="cpu", gpus_available=2)
     one = cal.measured(result.estimates, DATA / "pilot")
-    other = cal.measured(result.estimates, DATA / "pilot_loaded")
-    both = cal.measured(result.estimates, [DATA / "pilot", DATA / "pilot_loaded"])
-    assert both and all(both[j] == pytest.approx((one[j] + other[j]) / 2) for j in both)
+    other = cal.measured(result.estimates, _loaded_copy(tmp_path, 2.0))
+    both = cal.measured(result.estimates, [DATA / "pilot", tmp_path / "loaded"])
+    assert both and all(other[j] == pytest.approx(2 * one[j]) for j in one)
+    assert all(both[j] == pytest.approx(1.5 * one[j]) for j in both)
