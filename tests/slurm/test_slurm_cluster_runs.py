@@ -145,7 +145,7 @@ def test_every_gpu_rule_ran_as_a_slurm_job_on_the_gpu_partition(runs, slurm_clus
     for rule in CPU_RULES:
         for _, job in ran[rule]:
             assert job["partition"] == "cpu" and "gpu" not in job["tres_per_job"], job
-    assert sorted(w for w, _ in ran["emotion_align"]) == ["chi2-rebel_1_0", "rebel_0_0"]
+    assert sorted(w for w, _ in ran["emotion_align"]) == ["chi2-rebel_1_eta10_0", "rebel_0_eta10_0"]
 
 
 def test_alignment_ran_as_two_process_deepspeed_jobs_after_the_canary(runs, slurm_cluster):
