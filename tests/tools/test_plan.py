@@ -235,12 +235,13 @@ def _same_work(pilot_dir, heldout_plan, heldout_seconds):
 def _loaded_copy(tmp_path, factor):
     """The pilot's benchmark tree with every job ``factor`` times slower: what a second job sharing the cores
     does to a run (the first pilot of this fixture, measured that way, took 1.48x as long: data/README.md)."""
-    root = tmp_path / "loaded" / "benchmarks"
-    for tsv in (DATA / "pilot/benchmarks").rglob("*.tsv"):
+    source, root = DATA / "pilot/benchmarks", tmp_path / "loaded" / "benchmarks"
+    for tsv in source.rglob("*.tsv"):
         table = pd.read_csv(tsv, sep="\t")
         table["s"] = table["s"] * factor
-        (root / tsv.relative_to(DATA / "pilot/benchmarks")).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(root / tsv.relative_to(DATA / "pilot/benchmarks"), sep="\t", index=False)
+        target = root / tsv.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(target, sep="\t", index=False)
     return root.parent
 
 
@@ -306,7 +307,8 @@ def test_calibration_reproduces_the_pilot_itself():
 def test_several_pilot_runs_are_averaged_per_job(tmp_path):
     result = plan([MINI], ["radius_coverage"], gpu="cpu", gpus_available=2)
     one = cal.measured(result.estimates, DATA / "pilot")
-    other = cal.measured(result.estimates, _loaded_copy(tmp_path, 2.0))
-    both = cal.measured(result.estimates, [DATA / "pilot", tmp_path / "loaded"])
+    loaded = _loaded_copy(tmp_path, 2.0)
+    other = cal.measured(result.estimates, loaded)
+    both = cal.measured(result.estimates, [DATA / "pilot", loaded])
     assert both and all(other[j] == pytest.approx(2 * one[j]) for j in one)
     assert all(both[j] == pytest.approx(1.5 * one[j]) for j in both)
