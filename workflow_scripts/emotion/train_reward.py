@@ -129,15 +129,9 @@ def multilabel_metrics(probs: np.ndarray, targets: np.ndarray) -> dict:
             "roc_auc": {name: roc_auc(probs[:, j], targets[:, j]) for j, name in enumerate(REWARD_EMOTIONS)}}
 
 
-def main(argv=None):
-    setup_logging()
-    args = parse_args(argv)
-    job = start_training_job(args)
-    rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
-                                                      job.started)
-    tokenizer = load_tokenizer(args.tokenizer)
-    rng = np.random.default_rng(args.seed)
-
+def reward_examples(args, tokenizer):
+    """Training examples (1-3 concatenated texts, multi-hot labels), how many training texts are too long
+    to be used, and the held-out splits (single texts and concatenations) for the metrics."""
     def prepared(name):
         data = load_emotion_split(args.data, name)
         texts, columns = reward_rows(list(data["text"]), list(data["label"]))
@@ -146,13 +140,26 @@ def main(argv=None):
     train_texts, train_cols, train_lengths = prepared("train")
     dropped = int((train_lengths.max(axis=1) > args.max_length).sum())
     train_x, train_y, _ = multilabel_examples(train_texts, train_cols, train_lengths, args.max_concat, args.max_length,
-                                              rng, args.p_single)
+                                              np.random.default_rng(args.seed), args.p_single)
     held_out = {}
     for name in ("validation", "test"):
         texts, columns, lengths = prepared(name)
         concat_x, concat_y, _ = multilabel_examples(texts, columns, lengths, args.max_concat, args.max_length,
                                                     np.random.default_rng([args.seed, 7]))
         held_out[name] = {"single": (texts, columns), "concat": (concat_x, concat_y)}
+    return train_x, train_y, dropped, held_out
+
+
+def main(argv=None):
+    setup_logging()
+    args = parse_args(argv)
+    job = start_training_job(args)
+    rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
+                                                      job.started)
+    clock = job.clock
+    with clock.phase("tokenizer_and_data"):
+        tokenizer = load_tokenizer(args.tokenizer)
+        train_x, train_y, dropped, held_out = reward_examples(args, tokenizer)
 
     def encode(texts, idx):
         enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
@@ -162,13 +169,16 @@ def main(argv=None):
     def make_batch(idx):
         return {**encode(train_x, idx), "labels": torch.from_numpy(train_y[idx])}
 
-    model = build_sequence_classifier(model_spec(args.model), tokenizer, len(REWARD_EMOTIONS), seed=args.seed)
-    model.config.id2label = dict(enumerate(REWARD_EMOTIONS))
-    model.config.label2id = {name: i for i, name in enumerate(REWARD_EMOTIONS)}
+    with clock.phase("model_load"):
+        model = build_sequence_classifier(model_spec(args.model), tokenizer, len(REWARD_EMOTIONS), seed=args.seed)
+        model.config.id2label = dict(enumerate(REWARD_EMOTIONS))
+        model.config.label2id = {name: i for i, name in enumerate(REWARD_EMOTIONS)}
     total = steps_per_epoch(len(train_x), split) * args.epochs
-    engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
-                                    gradient_checkpointing=args.gradient_checkpointing == "true")
+    with clock.phase("engine_init"):
+        engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
+                                        weight_decay=args.weight_decay, zero_stage=args.zero_stage,
+                                        precision=precision,
+                                        gradient_checkpointing=args.gradient_checkpointing == "true")
     if rank == 0:
         logger.info("reward model: %d training examples (%d texts longer than %d tokens left out), %d steps, %s",
                     len(train_x), dropped, args.max_length, total, precision)
@@ -185,26 +195,30 @@ def main(argv=None):
                 "validation_single_auc_mean": float(np.nanmean(list(m["single_roc_auc"].values())))}
 
     checkpointer = make_checkpointer(engine, args, world, rank)
-    history = train_supervised(engine, len(train_x), make_batch, lambda eng, b: eng(**b).loss, split, args.epochs,
-                               args.seed, rank, device, desc="reward model", checkpointer=checkpointer,
-                               evaluate=curve_point, eval_every=args.eval_every or total)
-    metrics = {"train_examples": len(train_x), "train_texts_too_long": dropped, "steps": len(history),
-               "train_loss_final": history[-1]["loss"]}
-    for name, sets in held_out.items():
-        single = single_text_metrics(probabilities(sets["single"][0]), sets["single"][1])
-        multi = multilabel_metrics(probabilities(sets["concat"][0]), sets["concat"][1])
-        metrics.update({f"{name}_{k}": v for k, v in {**single, **multi}.items()})
-        metrics[f"{name}_single_texts"] = len(sets["single"][0])
-        metrics[f"{name}_examples"] = len(sets["concat"][0])
-    metrics["curve"] = [{k: row[k] for k in ("step", "loss", "validation_single_accuracy",
-                                             "validation_single_auc_mean")}
-                        for row in history if "validation_single_accuracy" in row]
-    save_model(engine, tokenizer, args.out, rank)
+    with clock.phase("training"):
+        history = train_supervised(engine, len(train_x), make_batch, lambda eng, b: eng(**b).loss, split, args.epochs,
+                                   args.seed, rank, device, desc="reward model", checkpointer=checkpointer,
+                                   evaluate=curve_point, eval_every=args.eval_every or total, clock=clock)
+    with clock.phase("evaluation"):
+        metrics = {"train_examples": len(train_x), "train_texts_too_long": dropped, "steps": len(history),
+                   "train_loss_final": history[-1]["loss"]}
+        for name, sets in held_out.items():
+            single = single_text_metrics(probabilities(sets["single"][0]), sets["single"][1])
+            multi = multilabel_metrics(probabilities(sets["concat"][0]), sets["concat"][1])
+            metrics.update({f"{name}_{k}": v for k, v in {**single, **multi}.items()})
+            metrics[f"{name}_single_texts"] = len(sets["single"][0])
+            metrics[f"{name}_examples"] = len(sets["concat"][0])
+        metrics["curve"] = [{k: row[k] for k in ("step", "loss", "validation_single_accuracy",
+                                                 "validation_single_auc_mean")}
+                            for row in history if "validation_single_accuracy" in row]
+    with clock.phase("final_save"):
+        save_model(engine, tokenizer, args.out, rank)
+        if rank == 0:
+            write_json_atomic(args.metrics, metrics)
     if rank == 0:
-        write_json_atomic(args.metrics, metrics)
         write_run_info(args.run_info, job="reward_model", seed=args.seed,
                        **run_info_fields(split, ds_config, precision), deepspeed_config=ds_config, args=vars(args),
-                       wall_seconds=round(time.time() - started, 2))
+                       wall_seconds=round(time.time() - started, 2), **clock.report())
         logger.info("reward model done in %.1fs: test single-text accuracy %.3f, AUC %s; multi-label exact match %.3f",
                     time.time() - started, metrics["test_single_accuracy"],
                     {k: round(v, 3) for k, v in metrics["test_single_roc_auc"].items()},

@@ -55,10 +55,12 @@ def main(argv=None):
     job = start_training_job(args)
     rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
                                                       job.started)
-    tokenizer = load_tokenizer(args.tokenizer)
-    tokenizer.padding_side = "right"
-    train = pd.read_parquet(Path(args.pairs) / "train.parquet")
-    valid = pd.read_parquet(Path(args.pairs) / "validation.parquet")
+    clock = job.clock
+    with clock.phase("tokenizer_and_data"):
+        tokenizer = load_tokenizer(args.tokenizer)
+        tokenizer.padding_side = "right"
+        train = pd.read_parquet(Path(args.pairs) / "train.parquet")
+        valid = pd.read_parquet(Path(args.pairs) / "validation.parquet")
 
     def make_batch(frame, idx):
         rows = frame.iloc[np.asarray(idx)]
@@ -67,31 +69,40 @@ def main(argv=None):
                         truncation=True, max_length=args.max_length)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
-    model = build_sequence_classifier(model_spec(args.model), tokenizer, 1, problem_type="regression", seed=args.seed)
+    with clock.phase("model_load"):
+        model = build_sequence_classifier(model_spec(args.model), tokenizer, 1, problem_type="regression",
+                                          seed=args.seed)
     total = steps_per_epoch(len(train), split) * args.epochs
-    engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
-                                    gradient_checkpointing=args.gradient_checkpointing == "true")
+    with clock.phase("engine_init"):
+        engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
+                                        weight_decay=args.weight_decay, zero_stage=args.zero_stage,
+                                        precision=precision,
+                                        gradient_checkpointing=args.gradient_checkpointing == "true")
     checkpointer = make_checkpointer(engine, args, world, rank)
-    history = train_supervised(engine, len(train), lambda idx: make_batch(train, idx),
-                               lambda eng, b: pairwise_loss(eng, b), split, args.epochs, args.seed, rank, device,
-                               desc="reward model", checkpointer=checkpointer)
+    with clock.phase("training"):
+        history = train_supervised(engine, len(train), lambda idx: make_batch(train, idx),
+                                   lambda eng, b: pairwise_loss(eng, b), split, args.epochs, args.seed, rank, device,
+                                   desc="reward model", checkpointer=checkpointer, clock=clock)
 
     def margins(m, b):
         rewards = m(**b).logits[:, 0].float()
         n = rewards.shape[0] // 2
         return (rewards[:n] - rewards[n:]).cpu().numpy()
 
-    margin = np.concatenate(evaluate_batches(engine.module, len(valid), lambda idx: make_batch(valid, idx), margins,
-                                             32, device))
+    with clock.phase("evaluation"):
+        margin = np.concatenate(evaluate_batches(engine.module, len(valid), lambda idx: make_batch(valid, idx),
+                                                 margins, 32, device))
     metrics = {"train_pairs": len(train), "validation_pairs": len(valid), "steps": len(history),
                "train_loss_final": history[-1]["loss"], "validation_pairwise_accuracy": float((margin > 0).mean()),
                "validation_mean_margin": float(margin.mean())}
-    save_model(engine, tokenizer, args.out, rank)
+    with clock.phase("final_save"):
+        save_model(engine, tokenizer, args.out, rank)
+        if rank == 0:
+            write_json_atomic(args.metrics, metrics)
     if rank == 0:
-        write_json_atomic(args.metrics, metrics)
         write_run_info(args.run_info, job="hh_reward_model", seed=args.seed, **run_info_fields(split, ds_config, precision),
-                       deepspeed_config=ds_config, args=vars(args), wall_seconds=round(time.time() - started, 2))
+                       deepspeed_config=ds_config, args=vars(args), wall_seconds=round(time.time() - started, 2),
+                       **clock.report())
         logger.info("reward model done in %.1fs: validation pairwise accuracy %.3f", time.time() - started,
                     metrics["validation_pairwise_accuracy"])
     checkpointer.finish()

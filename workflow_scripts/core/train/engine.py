@@ -15,9 +15,13 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from workflow_scripts.core.train.timing import JobClock
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,9 @@ def init_distributed() -> tuple[int, int, torch.device]:
     """
     import deepspeed
 
+    from workflow_scripts.core.startup import lean_deepspeed_startup
+
+    lean_deepspeed_startup()
     use_cuda = torch.cuda.is_available()
     backend = "nccl" if use_cuda else "gloo"
     if "RANK" not in os.environ:
@@ -86,6 +93,7 @@ class TrainingJob:
     split: BatchSplit
     precision: str
     started: float
+    clock: "JobClock"
 
 
 def start_training_job(args) -> TrainingJob:
@@ -94,13 +102,17 @@ def start_training_job(args) -> TrainingJob:
     import time
 
     from workflow_scripts.core.runinfo import seed_everything
+    from workflow_scripts.core.train.timing import JobClock
 
+    clock = JobClock()
     started = time.time()
-    rank, world, device = init_distributed()
+    with clock.phase("distributed_setup"):
+        rank, world, device = init_distributed()
     split = split_batch(args.global_batch, args.micro_batch, world)
     precision = resolve_precision(args.precision)
-    seed_everything(args.seed)
-    return TrainingJob(rank, world, device, split, precision, started)
+    with clock.phase("seeding"):
+        seed_everything(args.seed)
+    return TrainingJob(rank, world, device, split, precision, started, clock)
 
 
 def resolve_precision(precision: str) -> str:

@@ -75,43 +75,52 @@ def main(argv=None):
     job = start_training_job(args)
     rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
                                                       job.started)
-    tokenizer = load_tokenizer(args.tokenizer)
-    train = read_texts(args.data, "train")
-    if args.max_train_examples:
-        train = train[: args.max_train_examples]
-    valid = read_texts(args.data, "validation")
-    train_rows = tokenize_texts(tokenizer, train, args.max_length)
-    valid_rows = tokenize_texts(tokenizer, valid, args.max_length)
+    clock = job.clock
+    with clock.phase("tokenizer_and_data"):
+        tokenizer = load_tokenizer(args.tokenizer)
+        train = read_texts(args.data, "train")
+        if args.max_train_examples:
+            train = train[: args.max_train_examples]
+        valid = read_texts(args.data, "validation")
+        train_rows = tokenize_texts(tokenizer, train, args.max_length)
+        valid_rows = tokenize_texts(tokenizer, valid, args.max_length)
 
-    model = build_causal_lm(model_spec(args.model), tokenizer, seed=args.seed)
+    with clock.phase("model_load"):
+        model = build_causal_lm(model_spec(args.model), tokenizer, seed=args.seed)
     total = steps_per_epoch(len(train_rows), split) * args.epochs
-    engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                    weight_decay=args.weight_decay, zero_stage=args.zero_stage, precision=precision,
-                                    gradient_checkpointing=args.gradient_checkpointing == "true")
+    with clock.phase("engine_init"):
+        engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
+                                        weight_decay=args.weight_decay, zero_stage=args.zero_stage,
+                                        precision=precision,
+                                        gradient_checkpointing=args.gradient_checkpointing == "true")
     if rank == 0:
         logger.info("SFT on %d texts: world %d, micro %d x accum %d = global %d, %d steps, %s",
                     len(train_rows), world, split.micro_batch, split.grad_accum, split.global_batch, total, precision)
     pad = tokenizer.pad_token_id
     checkpointer = make_checkpointer(engine, args, world, rank)
-    history = train_supervised(
-        engine, len(train_rows), lambda idx: lm_batch([train_rows[i] for i in idx], pad),
-        lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft",
-        checkpointer=checkpointer)
+    with clock.phase("training"):
+        history = train_supervised(
+            engine, len(train_rows), lambda idx: lm_batch([train_rows[i] for i in idx], pad),
+            lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft",
+            checkpointer=checkpointer, clock=clock)
 
     def token_nll(model, b):
         out = model(**b)
         n = int((b["labels"][:, 1:] != -100).sum())
         return float(out.loss) * n, n
-    parts = evaluate_batches(engine.module, len(valid_rows), lambda idx: lm_batch([valid_rows[i] for i in idx], pad),
-                             token_nll, 64, device)
+    with clock.phase("evaluation"):
+        parts = evaluate_batches(engine.module, len(valid_rows),
+                                 lambda idx: lm_batch([valid_rows[i] for i in idx], pad), token_nll, 64, device)
     valid_nll = sum(p[0] for p in parts) / max(1, sum(p[1] for p in parts))
-    save_model(engine, tokenizer, args.out, rank)
+    with clock.phase("final_save"):
+        save_model(engine, tokenizer, args.out, rank)
+        if rank == 0:
+            write_json_atomic(args.metrics, {"train_loss_final": history[-1]["loss"], "steps": len(history),
+                                             "validation_nll": valid_nll, "validation_perplexity": math.exp(valid_nll)})
     if rank == 0:
-        write_json_atomic(args.metrics, {"train_loss_final": history[-1]["loss"], "steps": len(history),
-                                         "validation_nll": valid_nll, "validation_perplexity": math.exp(valid_nll)})
         write_run_info(args.run_info, job="sft", seed=args.seed,
                        **run_info_fields(split, ds_config, precision), deepspeed_config=ds_config, args=vars(args),
-                       wall_seconds=round(time.time() - started, 2))
+                       wall_seconds=round(time.time() - started, 2), **clock.report())
         logger.info("SFT done in %.1fs: validation perplexity %.2f", time.time() - started, math.exp(valid_nll))
     checkpointer.finish()
 

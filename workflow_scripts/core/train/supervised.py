@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from workflow_scripts.core.train.checkpoint import rng_state, set_rng_state
 from workflow_scripts.core.train.engine import BatchSplit
+from workflow_scripts.core.train.timing import NO_CLOCK
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ def steps_per_epoch(n_examples: int, split: BatchSplit) -> int:
 
 def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable,
                      split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str,
-                     checkpointer=None, evaluate: Callable[[], dict] | None = None, eval_every: int = 0) -> list[dict]:
+                     checkpointer=None, evaluate: Callable[[], dict] | None = None, eval_every: int = 0,
+                     clock=NO_CLOCK) -> list[dict]:
     """Seeded shuffles per epoch; each global batch is sliced over ranks, then micro-batches.
 
     ``make_batch(indices)`` returns tensors; ``loss_fn(engine, batch)`` returns a scalar loss.
@@ -31,13 +33,15 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
     :class:`~.checkpoint.Checkpointer`, resumes from the newest intact checkpoint: the data
     order is a function of (seed, epoch), so the step count is the whole data position.
     ``evaluate()`` (every ``eval_every`` steps and at the end) adds its numbers to that step's
-    row: the learning curve on held-out data.
+    row: the learning curve on held-out data. ``clock`` (a :class:`~.timing.JobClock`) counts the
+    checkpoints and the learning-curve evaluations apart from the loop.
     """
     history = []
     per_epoch = steps_per_epoch(n_examples, split)
     per_rank = split.micro_batch * split.grad_accum
     total = per_epoch * epochs
-    resumed = checkpointer.resume() if checkpointer else None
+    with clock.exclude("checkpoints"):
+        resumed = checkpointer.resume() if checkpointer else None
     if resumed is not None:
         history = list(resumed["history"])
         set_rng_state(resumed["rng"])
@@ -62,14 +66,16 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
             row = {"epoch": epoch, "step": len(history), "loss": float(np.mean(losses)), "lr": engine.get_lr()[0]}
             if evaluate is not None and eval_every > 0 and ((len(history) + 1) % eval_every == 0
                                                              or len(history) + 1 == total):
-                row.update(evaluate())
+                with clock.exclude("evaluation"):
+                    row.update(evaluate())
             history.append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
             if rank == 0 and (len(history) % max(1, total // 10) == 0 or len(history) == total):
                 logger.info("%s step %d/%d epoch %d loss %.4f lr %.3g", desc, len(history), total, epoch, row["loss"], row["lr"])
             if checkpointer:
-                checkpointer.step_done(len(history), lambda: {"history": history, "rng": rng_state()})
+                with clock.exclude("checkpoints"):
+                    checkpointer.step_done(len(history), lambda: {"history": history, "rng": rng_state()})
     bar.close()
     return history
 
