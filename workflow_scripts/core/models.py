@@ -65,6 +65,9 @@ def _model_config(spec: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase, *
     ids = dict(bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     if architecture == "gpt2":
+        # GPT-2's GELU (tanh approximation) as torch's fused kernel: the same function as the pretrained
+        # checkpoints' "gelu_new" (2e-7 apart), 2.5x faster forward + backward on a CPU (our choice).
+        spec.setdefault("activation_function", "gelu_pytorch_tanh")
         return GPT2Config(vocab_size=vocab, **ids, **spec, **extra)
     try:
         return AutoConfig.for_model(architecture, vocab_size=vocab, **ids, **spec, **extra)
