@@ -164,3 +164,31 @@ def test_an_iterate_anchor_that_cannot_move_is_rejected():
     check_iteration_structure("reference", 32, 32, 1)
     with pytest.raises(ValueError, match="multiple of the global batch"):
         check_iteration_structure("reference", 48, 32, 1)
+
+
+# ----------------------------------------------------------------------------- online regime, 1 vs 2 processes
+def _online_cli(tiny, out, nproc, variant):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "workflow_scripts.core.train.align", "--pairs", str(tiny["pairs"]), "--policy", str(tiny["policy"]),
+           "--reward-model", str(tiny["reward_model"]), "--scorer", "workflow_scripts.emotion.reward:EmotionScorer",
+           "--out", str(out), "--variant", variant, "--radius", "0", "--beta", "0.1", "--eta", "10", "--seed", "4",
+           "--regime", "online", "--anchor", "reference", "--iterations", "3", "--iteration-batch", "16",
+           "--global-batch", "8", "--micro-batch", "4", "--lr", "1e-3", "--warmup-ratio", "0", "--max-length", "24",
+           "--max-new-tokens", "8", "--bt-scale", "30"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    from safetensors.torch import load_file
+
+    return pd.read_csv(out / "history.csv"), load_file(out / "policy" / "model.safetensors")
+
+
+def test_online_dpo_is_the_same_run_on_one_or_two_processes(tiny, tmp_path):
+    """Samples AND Bradley-Terry labels are seeded by position in the iteration's batch: DPO, whose update
+    depends on which completion won, ends with the same parameters on 1 and on 2 processes (labels drawn per
+    rank, as before, changed them)."""
+    one, params_one = _online_cli(tiny, tmp_path / "w1", 1, "dpo")
+    two, params_two = _online_cli(tiny, tmp_path / "w2", 2, "dpo")
+    assert one["mean_reward"].tolist() == pytest.approx(two["mean_reward"].tolist(), abs=1e-6)   # same samples
+    assert one["objective"].tolist() == pytest.approx(two["objective"].tolist(), abs=1e-5)       # same labels
+    for name, value in params_one.items():
+        assert torch.allclose(value, params_two[name], atol=1e-5), name

@@ -31,7 +31,13 @@ def preference_probability(r_a, r_b, scale: float = 1.0) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))     # = sigmoid(z), without overflow
 
 
-def bradley_terry_labels(r_a, r_b, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Sample labels: 1 where completion a is preferred, 0 where b is."""
+def bradley_terry_labels(r_a, r_b, scale: float, rng: np.random.Generator | None = None, *,
+                         uniforms=None) -> np.ndarray:
+    """Sample labels: 1 where completion a is preferred, 0 where b is. The uniforms are drawn from ``rng``,
+    or given (``uniforms``, one per pair: a job that labels a slice of a batch passes the slice of the batch's
+    uniforms, so a pair's label does not depend on how the batch was split)."""
     p = preference_probability(r_a, r_b, scale)
-    return (rng.random(p.shape) < p).astype(np.int64)
+    u = rng.random(p.shape) if uniforms is None else np.asarray(uniforms, dtype=np.float64)
+    if u.shape != p.shape:
+        raise ValueError(f"{u.shape} uniforms for {p.shape} pairs.")
+    return (u < p).astype(np.int64)

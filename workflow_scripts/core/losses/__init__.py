@@ -17,8 +17,9 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "workflow_scripts.core.losses.ambiguity": ("chi2_dual", "chi2_weights", "kl_value", "kl_weights",
-                                               "kl_weights_clipped", "per_sample_grad_sqnorm", "wasserstein_penalty"),
+    "workflow_scripts.core.losses.ambiguity": ("chi2_dual", "chi2_weights", "effective_sample_fraction", "kl_value",
+                                               "kl_weights", "kl_weights_clipped", "per_sample_grad_sqnorm",
+                                               "wasserstein_penalty"),
     "workflow_scripts.core.losses.bases": ("dpo_loss", "rebel_loss"),
     "workflow_scripts.core.losses.distributed": ("GlobalBatch", "gather_detached"),
     "workflow_scripts.core.losses.objective": ("AMBIGUITY_SETS", "BASES", "BatchPlan", "ObjectiveOutput",

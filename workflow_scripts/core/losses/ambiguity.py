@@ -123,6 +123,16 @@ def chi2_weights(losses: torch.Tensor, rho: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- Wasserstein
+def effective_sample_fraction(weights: torch.Tensor) -> torch.Tensor:
+    """Kish's effective sample size of a weighting, as a fraction of n: ``(sum w)^2 / (n sum w^2)``.
+
+    1 for uniform weights, 1/n when one sample holds all the weight; invariant to the weights' scale,
+    so it also reads the unnormalised ``clipped`` KL weights right (``1 / (n sum w^2)`` assumes sum w = 1).
+    """
+    w = weights.double()
+    return w.sum().pow(2) / (w.numel() * w.pow(2).sum())
+
+
 def per_sample_grad_sqnorm(losses: torch.Tensor, embeddings: torch.Tensor, create_graph: bool = True) -> torch.Tensor:
     r"""``||grad_{e_i} l_i||^2`` for every sample, from ONE ``autograd.grad`` call.
 

@@ -48,11 +48,12 @@ from workflow_scripts.core.generation import build_pair_batch, forward_logprob, 
 from workflow_scripts.core.sampling import HFSampler, add_generation_args
 from workflow_scripts.core.pairs import PAIR_COLUMNS, make_pairs, read_pairs
 from workflow_scripts.core.scoring import check_scores, load_scorer
-from workflow_scripts.core.losses import SampleStats, get_variant, robust_objective
+from workflow_scripts.core.losses import SampleStats, effective_sample_fraction, get_variant, robust_objective
 from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix
 from workflow_scripts.core.models import ATTENTION_CHOICES, load_causal_lm, load_tokenizer, training_attention
 from workflow_scripts.core.train.checkpoint import Checkpointer, fingerprint_of, rng_state, set_rng_state
 from workflow_scripts.core.train.schedule import IterationPlan, check_iteration_structure
+from workflow_scripts.core.train.timing import NO_CLOCK, JobClock
 from workflow_scripts.core.train.engine import (autocast, disable_dropout, init_distributed,
                                                make_engine, resolve_precision, run_info_fields, save_model, split_batch)
 
@@ -150,9 +151,11 @@ def all_reduce_(x: torch.Tensor, op=None) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- training
 class Aligner:
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, clock=NO_CLOCK):
         self.args = args
-        self.rank, self.world, self.device = init_distributed()
+        self.clock = clock
+        with clock.phase("distributed_setup"):
+            self.rank, self.world, self.device = init_distributed()
         self.variant = get_variant(args.variant)
         self.objective = robust_objective(args.variant, args.radius, eta=args.eta, beta=args.beta,
                                           kl_form=args.kl_form, wasserstein_form=args.wasserstein_form)
@@ -166,34 +169,41 @@ class Aligner:
                                   args.updates_per_iteration, args.seed)
         self.uses_iterate_anchor = self.variant.base == "rebel" and args.anchor == "iterate"
         self.precision = resolve_precision(args.precision)
-        self.tokenizer = load_tokenizer(args.policy)
-        self.pad_id = self.tokenizer.pad_token_id
-        # online: only a prompt pool is needed (prompt_ids, and the prompt text when the scorer reads chat prompts)
-        self.pairs = read_pairs(args.pairs, ("prompt_ids",) if args.regime == "online" else PAIR_COLUMNS)
+        with clock.phase("tokenizer_and_data"):
+            self.tokenizer = load_tokenizer(args.policy)
+            self.pad_id = self.tokenizer.pad_token_id
+            # online: only a prompt pool is needed (prompt_ids, and the prompt text when the scorer reads chat prompts)
+            self.pairs = read_pairs(args.pairs, ("prompt_ids",) if args.regime == "online" else PAIR_COLUMNS)
         self.iterations = self._count_iterations()
 
-        seed_everything(args.seed)
+        with clock.phase("seeding"):
+            seed_everything(args.seed)
         # One kernel for the policy AND its reference / anchor (the same module, or a copy loaded alike).
         self.attention = training_attention(self.objective.needs_embeddings, args.attention)
-        policy = load_causal_lm(args.policy, attention=self.attention)
-        disable_dropout(policy)
-        self.engine, self.ds_config = make_engine(
-            policy, self.split, lr=args.lr, total_steps=self.iterations * self.plan.steps_per_iteration,
-            warmup_ratio=args.warmup_ratio, zero_stage=args.zero_stage, precision=self.precision,
-            gradient_checkpointing=args.gradient_checkpointing == "true")
+        with clock.phase("model_load"):
+            policy = load_causal_lm(args.policy, attention=self.attention)
+            disable_dropout(policy)
+        with clock.phase("engine_init"):
+            self.engine, self.ds_config = make_engine(
+                policy, self.split, lr=args.lr, total_steps=self.iterations * self.plan.steps_per_iteration,
+                warmup_ratio=args.warmup_ratio, zero_stage=args.zero_stage, precision=self.precision,
+                gradient_checkpointing=args.gradient_checkpointing == "true")
         # The reference, fixed before any step (and before a resume loads later weights): offline, a
         # table of every pair's log-probs under the initial module; online, a frozen copy of the SFT policy.
         self.reference_model, self.reference_table = None, None
         if args.regime == "online":
-            self.scorer = load_scorer(args.scorer, args.reward_model, self.device, **json.loads(args.scorer_options))
-            self.stops = stop_token_ids(policy, self.tokenizer)
-            self.sampler = self._online_sampler()
-            self.reference_model = load_causal_lm(args.policy, attention=self.attention).to(self.device).eval()
-            disable_dropout(self.reference_model)
-            self.reference_model.requires_grad_(False)
+            with clock.phase("model_load"):
+                self.scorer = load_scorer(args.scorer, args.reward_model, self.device,
+                                          **json.loads(args.scorer_options))
+                self.stops = stop_token_ids(policy, self.tokenizer)
+                self.sampler = self._online_sampler()
+                self.reference_model = load_causal_lm(args.policy, attention=self.attention).to(self.device).eval()
+                disable_dropout(self.reference_model)
+                self.reference_model.requires_grad_(False)
         else:
             self.offline_pairs = orient(self.pairs, self.variant.base)
-            self.reference_table = self._offline_reference()
+            with clock.phase("reference_pass"):
+                self.reference_table = self._offline_reference()
         # Checkpoints live in the job's own directory, beside (not inside) its declared outputs.
         # (the generation flags size the sampling batch only: rows are seeded per sample, see _online_sampler)
         job_args = {k: v for k, v in vars(args).items()
@@ -264,7 +274,10 @@ class Aligner:
                   for ys in (y1, y2))
         r1 = mix(s1[a.objectives[0]], s1[a.objectives[1]], a.alpha0, a.mixture)
         r2 = mix(s2[a.objectives[0]], s2[a.objectives[1]], a.alpha0, a.mixture)
-        labels = bradley_terry_labels(r1, r2, a.bt_scale, np.random.default_rng([a.seed, t, self.rank]))
+        # one uniform per position of the iteration's batch, whichever rank labels it: the same labels for any
+        # number of processes (as the samples, seeded by position)
+        uniforms = np.random.default_rng([a.seed, t, 1]).random(n)[lo:hi]
+        labels = bradley_terry_labels(r1, r2, a.bt_scale, uniforms=uniforms)
         local = make_pairs(prompts, y1, y2, r1, r2, labels)
         if self.world == 1:
             return local
@@ -364,8 +377,8 @@ class Aligner:
         stats = {"objective": float(logged.value), "mean_loss": float(logged.mean_loss)}
         if logged.weights is not None:
             w = logged.weights.double()
-            stats["max_weight"] = float(w.max())
-            stats["ess_fraction"] = float(1.0 / (w.pow(2).sum() * w.numel()))   # effective sample size / n
+            stats["max_weight"] = float(w.max() / w.sum())             # the largest sample's share of the weight
+            stats["ess_fraction"] = float(effective_sample_fraction(w))  # Kish's effective sample size / n
         if logged.penalty is not None:
             stats["penalty"] = float(logged.penalty)
         ratio = torch.cat(ratios)
@@ -410,7 +423,8 @@ class Aligner:
 
         a = self.args
         history, start = [], 0
-        resumed = self.checkpointer.resume()
+        with self.clock.exclude("checkpoints"):
+            resumed = self.checkpointer.resume()
         if resumed is not None:
             history, start = list(resumed["history"]), int(resumed["next_iteration"])
             set_rng_state(resumed["rng"])
@@ -429,7 +443,9 @@ class Aligner:
                 logger.info("iteration %d/%d %s", t + 1, self.iterations,
                             " ".join(f"{k}={v:.5g}" for k, v in rows[-1].items()
                                      if k not in ("iteration", "update", "minibatch", "step")))
-            self.checkpointer.step_done(t + 1, lambda: {"next_iteration": t + 1, "history": history, "rng": rng_state()})
+            with self.clock.exclude("checkpoints"):
+                self.checkpointer.step_done(t + 1, lambda: {"next_iteration": t + 1, "history": history,
+                                                            "rng": rng_state()})
         return history
 
 
@@ -444,10 +460,11 @@ def history_frame(history: list[dict]) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
+    clock = JobClock()
     setup_logging()
     args = parse_args(argv)
     started = time.time()
-    aligner = Aligner(args)
+    aligner = Aligner(args, clock)
     if aligner.rank == 0:
         logger.info("variant %s (base %s, set %s) radius %g | %d iterations x %d steps (iteration batch %d, %d "
                     "pass(es)) | world %d, micro %d x accum %d = global %d | %s, ZeRO-%d",
@@ -455,26 +472,29 @@ def main(argv=None) -> None:
                     aligner.iterations, aligner.plan.steps_per_iteration, aligner.plan.iteration_batch,
                     aligner.plan.updates, aligner.world, aligner.split.micro_batch, aligner.split.grad_accum,
                     aligner.split.global_batch, aligner.precision, args.zero_stage)
-    history = aligner.train()
+    with clock.phase("training"):
+        history = aligner.train()
     out = Path(args.out)
-    save_model(aligner.engine, aligner.tokenizer, out / "policy", aligner.rank)
+    with clock.phase("final_save"):
+        save_model(aligner.engine, aligner.tokenizer, out / "policy", aligner.rank)
+        if aligner.rank == 0:
+            hist = history_frame(history)
+            hist.to_csv(out / "history.csv", index=False)
+            tail = hist.tail(max(1, len(hist) // 10))
+            # metrics.json holds only quantities that depend on (data, seed, config): reruns compare byte for byte.
+            write_json_atomic(out / "metrics.json", {
+                "variant": aligner.variant.name, "radius": args.radius, "seed": args.seed, "regime": args.regime,
+                "anchor": args.anchor, "iterations": aligner.iterations, "steps": len(hist),
+                "final_objective": float(hist["objective"].iloc[-1]),
+                "final_mean_loss": float(hist["mean_loss"].iloc[-1]),
+                "tail_objective": float(tail["objective"].mean()),
+            })
     if aligner.rank == 0:
-        hist = history_frame(history)
-        hist.to_csv(out / "history.csv", index=False)
-        tail = hist.tail(max(1, len(hist) // 10))
-        # metrics.json holds only quantities that depend on (data, seed, config): reruns compare byte for byte.
-        write_json_atomic(out / "metrics.json", {
-            "variant": aligner.variant.name, "radius": args.radius, "seed": args.seed, "regime": args.regime,
-            "anchor": args.anchor, "iterations": aligner.iterations, "steps": len(hist),
-            "final_objective": float(hist["objective"].iloc[-1]),
-            "final_mean_loss": float(hist["mean_loss"].iloc[-1]),
-            "tail_objective": float(tail["objective"].mean()),
-        })
         write_run_info(out / "run_info.json", job="align", seed=args.seed,
                        **run_info_fields(aligner.split, aligner.ds_config, aligner.precision),
                        numerics=aligner.numerics(), iteration_batch=aligner.plan.iteration_batch,
                        updates_per_iteration=aligner.plan.updates, deepspeed_config=aligner.ds_config,
-                       args=vars(args), wall_seconds=round(time.time() - started, 2))
+                       args=vars(args), wall_seconds=round(time.time() - started, 2), **clock.report())
         logger.info("done in %.1fs: %s", time.time() - started, out)
     aligner.checkpointer.finish()
 
