@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -261,26 +262,55 @@ def _worst_case_rows(variant, radius, hp, seed, worst):
              "alpha": a, "reward": worst + (0.3 if a < 1 else 0.0)} for m in ("convex", "geometric") for a in ALPHAS]
 
 
-def test_verdict_is_a_paired_t_interval_over_seeds():
-    base = {0: 0.50, 1: 0.40, 2: 0.45}
-    robust = {"kl-rebel": {0: 0.60, 1: 0.52, 2: 0.53},     # +0.10, +0.12, +0.08: better
-              "chi2-rebel": {0: 0.55, 1: 0.35, 2: 0.46}}    # +0.05, -0.05, +0.01: same
+def test_verdict_is_a_corrected_paired_t_test_over_seeds():
+    """Against scipy's paired t-test and a hand-applied Holm correction over the table's 4 comparisons."""
+    from scipy import stats as sps
+
+    base = {s: 0.45 + 0.01 * s for s in range(10)}
+    robust = {"kl-rebel": {s: base[s] + 0.05 + 0.004 * (s % 3) for s in range(10)},    # clearly better
+              "chi2-rebel": {s: base[s] + (0.02 if s % 2 else -0.021) for s in range(10)}}   # same
     rows = [r for s, w in base.items() for r in _worst_case_rows("rebel", "0", "eta1", s, w)]
     for v, per_seed in robust.items():
         rows += [r for s, w in per_seed.items() for r in _worst_case_rows(v, "0.5", "eta10", s, w)]
-    test = pd.DataFrame(rows)
     best = {"rebel": ("0", "eta1"), "kl-rebel": ("0.5", "eta10"), "chi2-rebel": ("0.5", "eta10")}
-    table = emotion.verdict_table(test, best).set_index("robust")
-    t975_2 = 4.302652729911275                               # Student t, 2 degrees of freedom, 97.5% quantile
-    for v, expected_verdict in (("kl-rebel", "better"), ("chi2-rebel", "same")):
-        d = [robust[v][s] - base[s] for s in base]
-        half = t975_2 * statistics.stdev(d) / 3 ** 0.5
-        row = table.loc[v]
-        assert row["n_seeds"] == 3 and row["base"] == "rebel" and row["base_hp"] == "eta1"
+    table = emotion.verdict_table(pd.DataFrame(rows), best)
+    assert len(table) == 4 and set(table["mixture"]) == {"convex", "geometric"}
+    assert "wdpo" not in set(table["robust"])                       # pairs whose variants did not run are left out
+    pvalues = {}
+    for v in robust:
+        a, b = [robust[v][s] for s in base], [base[s] for s in base]
+        ref = sps.ttest_rel(a, b)
+        pvalues[v] = ref.pvalue
+        for row in table[table["robust"] == v].itertuples():
+            assert row.n_seeds == 10 and row.base == "rebel" and row.base_hp == "eta1"
+            assert row.delta == pytest.approx(statistics.fmean(np.subtract(a, b)), abs=1e-12)
+            assert row.p == pytest.approx(ref.pvalue, rel=1e-9)
+            assert (row.ci_low, row.ci_high) == pytest.approx(tuple(ref.confidence_interval(0.95)), rel=1e-9)
+            bonferroni = sps.ttest_rel(a, b).confidence_interval(1 - 0.05 / 4)
+            assert (row.sim_low, row.sim_high) == pytest.approx(tuple(bonferroni), rel=1e-9)
+            assert row.mde > 0
+    # Holm over 4 comparisons (each variant's p twice: both mixtures carry the same worst case here)
+    ps = sorted([pvalues["kl-rebel"]] * 2 + [pvalues["chi2-rebel"]] * 2)
+    steps = [min(1, p * (4 - k)) for k, p in enumerate(ps)]
+    holm = np.maximum.accumulate(steps)
+    expected = {"kl-rebel": holm[0], "chi2-rebel": holm[2]}
+    for row in table.itertuples():
+        assert row.p_holm == pytest.approx(expected[row.robust], rel=1e-9)
+        assert row.verdict == ("better" if row.robust == "kl-rebel" else "same")
+    assert expected["kl-rebel"] < 0.05 < expected["chi2-rebel"]
+
+
+def test_tilt_is_reward_at_alpha0_minus_worst_case_on_validation():
+    rows = []
+    for seed, (at0, worst) in enumerate([(0.30, 0.10), (0.34, 0.12)]):
         for mix in ("convex", "geometric"):
-            assert row[f"{mix}_delta"] == pytest.approx(statistics.fmean(d), abs=1e-12)
-            assert row[f"{mix}_ci_low"] == pytest.approx(statistics.fmean(d) - half, abs=1e-10)
-            assert row[f"{mix}_ci_high"] == pytest.approx(statistics.fmean(d) + half, abs=1e-10)
-            assert row[f"{mix}_verdict"] == expected_verdict
-    assert "wdpo" not in table.index                         # pairs whose variants did not run are left out
-    assert emotion.verdict_of(-0.3, -0.1) == "worse" and emotion.verdict_of(float("nan"), 1.0) == "n/a"
+            for a in ALPHAS:
+                value = at0 if a == ALPHA0 else worst if a == 1.0 else at0 - 0.05
+                rows.append({"variant": "rebel", "radius": "0", "hp": "eta10", "seed": seed, "split": "validation",
+                             "mixture": mix, "alpha": a, "reward": value})
+    tilt = emotion.tilt_table(pd.DataFrame(rows), ALPHA0).iloc[0]
+    assert tilt["convex_tilt_mean"] == pytest.approx(statistics.fmean([0.20, 0.22]))
+    assert tilt["geometric_tilt_std"] == pytest.approx(statistics.stdev([0.20, 0.22]))
+    assert tilt["convex_at_alpha0_mean"] == pytest.approx(0.32) and tilt["convex_worst_mean"] == pytest.approx(0.11)
+    with pytest.raises(ValueError, match="not on the evaluation grid"):
+        emotion.tilt_table(pd.DataFrame(rows), 0.35)

@@ -28,10 +28,17 @@ Outputs (nothing else is written; parent directories are created):
     The selected runs' training curves (:mod:`.training`).
 
 ``{verdict}.csv|.md|.tex`` (optional)
-    Per robust / base pair (W-REBEL vs REBEL, ..., chi2-DPO vs DPO), each at its selected radius / hp:
-    the difference in worst-case-over-alpha test reward, paired by seed (same preference data and
-    evaluation prompts per seed), its mean and 95% t-interval over seeds, and a verdict: ``better``
-    (interval above 0), ``worse`` (below 0), ``same`` (it contains 0), ``n/a`` with one seed.
+    Per robust / base pair (W-REBEL vs REBEL, ..., chi2-DPO vs DPO) and mixture, each variant at its selected
+    radius / hp: the difference in worst-case-over-alpha test reward, paired by seed (same preference data
+    and evaluation prompts per seed): n, mean, sd, 95% t-interval, paired-t p-value, Holm's correction over
+    all the table's comparisons, the simultaneous (Bonferroni) interval, the minimum detectable effect at
+    80% power, and the verdict of the corrected test: ``better`` / ``worse`` (Holm p < 0.05, by the sign),
+    ``same`` (not rejected), ``n/a`` with one seed (:mod:`workflow_scripts.core.report.stats`).
+
+``{tilt}.csv|.md|.tex`` (optional)
+    On the VALIDATION split, per (variant, radius, hp) and mixture: r*(alpha0), the worst case over alpha, and
+    the tilt = r*(alpha0) - worst case (per seed, mean +- std): how far a policy leans towards its
+    training mixture, i.e. whether there is anything to be robust against.
 
 Usage::
 
@@ -59,6 +66,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from workflow_scripts.core.report import stats  # noqa: E402
 from workflow_scripts.core.report.aggregate import over_seeds, sort_runs  # noqa: E402
 from workflow_scripts.core.report.selection import (  # noqa: E402
     REPORTED_SPLIT,
@@ -271,56 +279,100 @@ ROBUST_VS_BASE: tuple[tuple[str, str], ...] = (
     ("w-rebel", "rebel"), ("kl-rebel", "rebel"), ("chi2-rebel", "rebel"),
     ("wdpo", "dpo"), ("kl-dpo", "dpo"), ("chi2-dpo", "dpo"),
 )
-CONFIDENCE = 0.95
 
 
-def paired_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval of paired differences (NaN bounds with fewer than 2 pairs)."""
-    from scipy.stats import t
-
-    d = np.asarray(differences, dtype=float)
-    if d.size < 2:
-        return float(d.mean()) if d.size else float("nan"), float("nan"), float("nan")
-    half = t.ppf(0.5 + confidence / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+def _run_worst(per_seed: pd.DataFrame, variant: str, config: tuple[str, str], mixture: str) -> pd.Series:
+    radius, hp = config
+    sel = per_seed[(per_seed["variant"] == variant) & (per_seed["radius"] == radius) & (per_seed["hp"] == hp)
+                   & (per_seed["mixture"] == mixture)]
+    return sel.set_index("seed")["worst"]
 
 
-def verdict_of(low: float, high: float) -> str:
-    if np.isnan(low) or np.isnan(high):
-        return "n/a"
-    return "better" if low > 0 else "worse" if high < 0 else "same"
-
-
-def verdict_table(test: pd.DataFrame, best: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """Robust minus base worst case over alpha, paired by seed, at the validation-selected configs."""
+def verdict_table(test: pd.DataFrame, best: dict[str, tuple[str, str]], alpha: float = stats.ALPHA,
+                  power: float = stats.POWER) -> pd.DataFrame:
+    """Robust minus base worst case over alpha on the test split, paired by seed, at the validation-selected
+    configs: one row per (pair, mixture) with n, the mean difference, its 95% t-interval, the two-sided p
+    of a paired t-test, Holm's correction over every comparison in the table (6 pairs x 2 mixtures = 12 in
+    the full grid), the simultaneous (Bonferroni) interval at family level ``alpha``, the verdict of the
+    corrected test, and the minimum detectable effect: the smallest true difference the corrected test
+    (its strictest Holm level, alpha / m) detects with probability ``power`` given n and the measured
+    seed-to-seed spread of the differences."""
     per_seed = per_seed_summary(test)
     rows = []
     for robust, base in ROBUST_VS_BASE:
         if robust not in best or base not in best:
             continue
-        row: dict[str, object] = {"robust": robust, "base": base, "robust_radius": best[robust][0],
-                                  "robust_hp": best[robust][1], "base_hp": best[base][1]}
         for mix in MIXTURES:
-            runs = {}
-            for variant in (robust, base):
-                radius, hp = best[variant]
-                sel = per_seed[(per_seed["variant"] == variant) & (per_seed["radius"] == radius)
-                               & (per_seed["hp"] == hp) & (per_seed["mixture"] == mix)]
-                runs[variant] = sel.set_index("seed")["worst"]
-            paired = pd.concat(runs, axis=1, join="inner").dropna()
-            mean, low, high = paired_interval((paired[robust] - paired[base]).to_numpy())
-            row["n_seeds"] = len(paired)
-            row.update({f"{mix}_delta": mean, f"{mix}_ci_low": low, f"{mix}_ci_high": high,
-                        f"{mix}_verdict": verdict_of(low, high)})
-        rows.append(row)
-    return pd.DataFrame(rows)
+            paired = pd.concat({v: _run_worst(per_seed, v, best[v], mix) for v in (robust, base)}, axis=1,
+                               join="inner").dropna()
+            if paired.empty:
+                continue
+            t = stats.paired_t((paired[robust] - paired[base]).to_numpy(), 1 - alpha)
+            rows.append({"robust": robust, "base": base, "robust_radius": best[robust][0],
+                         "robust_hp": best[robust][1], "base_hp": best[base][1], "mixture": mix,
+                         "n_seeds": t["n"], "delta": t["mean"], "sd": t["sd"], "ci_low": t["ci_low"],
+                         "ci_high": t["ci_high"], "p": t["p"]})
+    table = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+    if table.empty:
+        return table
+    m = int(table["p"].notna().sum())
+    table["p_holm"] = stats.holm(table["p"].to_numpy())
+    sim = [_bonferroni_interval(row, alpha, m) for row in table.itertuples()]
+    table["sim_low"] = [lo for lo, _ in sim]
+    table["sim_high"] = [hi for _, hi in sim]
+    table["mde"] = [stats.minimum_detectable_effect(int(row.n_seeds), row.sd, alpha / max(1, m), power)
+                    for row in table.itertuples()]
+    table["verdict"] = [stats.verdict(row.delta, row.p_holm, alpha) for row in table.itertuples()]
+    return table[list(VERDICT_COLUMNS)]
+
+
+def _bonferroni_interval(row, alpha: float, m: int) -> tuple[float, float]:
+    """The t-interval at confidence 1 - alpha / m around the row's mean difference."""
+    from scipy.stats import t
+
+    if row.n_seeds < 2:
+        return float("nan"), float("nan")
+    half = t.ppf(1 - alpha / (2 * max(1, m)), row.n_seeds - 1) * row.sd / np.sqrt(row.n_seeds)
+    return row.delta - half, row.delta + half
 
 
 VERDICT_COLUMNS: dict[str, str] = {
-    "robust": "Robust", "base": "Base", "robust_radius": "ρ", "robust_hp": "η / β (robust)", "base_hp": "η / β (base)",
-    "n_seeds": "Seeds (n)", "convex_delta": "Δ worst (convex)", "convex_ci_low": "95% CI low", "convex_ci_high":
-    "95% CI high", "convex_verdict": "Verdict (convex)", "geometric_delta": "Δ worst (geometric)",
-    "geometric_ci_low": "95% CI low ", "geometric_ci_high": "95% CI high ", "geometric_verdict": "Verdict (geometric)",
+    "robust": "Robust", "base": "Base", "robust_radius": "ρ", "robust_hp": "η / β (robust)",
+    "base_hp": "η / β (base)", "mixture": "Mixture", "n_seeds": "Seeds (n)", "delta": "Δ worst", "sd": "sd(Δ)",
+    "ci_low": "95% CI", "ci_high": "ci_high", "sim_low": "Simultaneous 95% CI (Bonferroni)", "sim_high": "sim_high",
+    "p": "p", "p_holm": "p (Holm)", "mde": "MDE (80% power)", "verdict": "Verdict (Holm)",
+}
+VERDICT_INTERVALS = {"ci_low": ("ci_low", "ci_high"), "sim_low": ("sim_low", "sim_high")}
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def tilt_table(validation: pd.DataFrame, alpha0: float) -> pd.DataFrame:
+    """How far each run leans towards its training mixture, on the VALIDATION split: per (variant, radius, hp),
+    for each mixture, the reward at alpha0, the worst case over alpha and their difference, the **tilt**
+    (per seed, then mean / std over seeds). A base policy with tilt near 0 has nothing to be robust against."""
+    grid = np.sort(validation["alpha"].unique())
+    if not np.isclose(grid, alpha0, atol=1e-9).any():
+        raise ValueError(f"alpha0 {alpha0:g} is not on the evaluation grid {list(grid)}: the tilt needs r*(alpha0).")
+    at0 = validation[np.isclose(validation["alpha"], alpha0, atol=1e-9)]
+    at0 = at0.groupby(RUN_KEYS + ["mixture"], sort=True)["reward"].first().rename("at_alpha0")
+    per_seed = per_seed_summary(validation).set_index(RUN_KEYS + ["mixture"]).join(at0).reset_index()
+    per_seed["tilt"] = per_seed["at_alpha0"] - per_seed["worst"]
+    wide = per_seed.pivot_table(index=RUN_KEYS, columns="mixture", values=["at_alpha0", "worst", "tilt"],
+                                aggfunc="first")
+    wide.columns = [f"{mix}_{stat}" for stat, mix in wide.columns]
+    columns = [f"{mix}_{stat}" for mix in MIXTURES for stat in ("at_alpha0", "worst", "tilt")
+               if f"{mix}_{stat}" in wide.columns]
+    return sort_runs(over_seeds(wide.reset_index(), CELL_KEYS, columns))
+
+
+TILT_COLUMNS: dict[str, str] = {
+    "variant": "Variant", "radius": "Radius", "hp": "η / β", "n_seeds": "Seeds (n)",
+    "convex_at_alpha0": "Convex r*(α₀)", "convex_worst": "Convex worst", "convex_tilt": "Convex tilt",
+    "geometric_at_alpha0": "Geometric r*(α₀)", "geometric_worst": "Geometric worst",
+    "geometric_tilt": "Geometric tilt",
 }
 
 
@@ -432,6 +484,7 @@ def build_report(
     histories: Sequence[str | os.PathLike[str]] = (),
     training: str | os.PathLike[str] | None = None,
     verdict: str | os.PathLike[str] | None = None,
+    tilt: str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
     """Load ``inputs``; select on validation, write the test table and figures; return (table, selection)."""
     if not (0.0 <= alpha0 <= 1.0):
@@ -439,7 +492,8 @@ def build_report(
     if selection not in SELECTIONS:
         raise ValueError(f"--selection must be one of {SELECTIONS}, got {selection!r}")
     data = load_inputs(inputs)
-    chosen = select_configs(robustness_table(split_rows(data, SELECTION_SPLIT)), selection)
+    validation_rows = split_rows(data, SELECTION_SPLIT)
+    chosen = select_configs(robustness_table(validation_rows), selection)
     best = {row.variant: (row.radius, row.hp) for row in chosen.itertuples()}
     test = split_rows(data, REPORTED_SPLIT)
     tab = robustness_table(test)
@@ -458,12 +512,21 @@ def build_report(
     plot_alpha_sweep(test, best, alpha0, figure, selection)
     if verdict is not None:
         verdicts = verdict_table(test, best)
-        write_table(verdicts, verdict, columns=VERDICT_COLUMNS,
+        write_table(verdicts, verdict, columns=VERDICT_COLUMNS, intervals=VERDICT_INTERVALS,
                     formatters={"robust": fmt_variant, "base": fmt_variant, "robust_hp": fmt_hparam,
-                                "base_hp": fmt_hparam}, precision=3)
+                                "base_hp": fmt_hparam, "delta": lambda x: f"{x:+.3f}", "p": _fmt_p,
+                                "p_holm": _fmt_p}, precision=3)
         for row in verdicts.itertuples():
-            log.info("verdict %s vs %s: convex worst-case difference %+.4f [%.4f, %.4f] -> %s", row.robust, row.base,
-                     row.convex_delta, row.convex_ci_low, row.convex_ci_high, row.convex_verdict)
+            log.info("verdict %s vs %s, %s: worst-case difference %+.4f, 95%% CI [%+.4f, %+.4f], p %.3g, Holm %.3g "
+                     "(%d comparisons), MDE %.4f (n=%d) -> %s", row.robust, row.base, row.mixture, row.delta,
+                     row.ci_low, row.ci_high, row.p, row.p_holm, len(verdicts), row.mde, row.n_seeds, row.verdict)
+    if tilt is not None:
+        tilts = tilt_table(validation_rows, alpha0)
+        write_table(tilts, tilt, columns=TILT_COLUMNS, formatters={"variant": fmt_variant, "hp": fmt_hparam},
+                    count_column="n_seeds", precision=3)
+        for row in tilts[tilts["variant"].isin(["sft", "rebel", "dpo"])].itertuples():
+            log.info("tilt (validation) %s %s: convex %.4f +- %.4f, geometric %.4f +- %.4f", row.variant, row.hp,
+                     row.convex_tilt_mean, row.convex_tilt_std, row.geometric_tilt_mean, row.geometric_tilt_std)
     if training is not None:
         plot_training_curves(load_histories(histories), chosen, training,
                              title="Emotion: training curves of each variant at its selected radius / η, β")
@@ -492,6 +555,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
     p.add_argument("--training", help="training-curves figure stem (writes .pdf and .png)")
     p.add_argument("--verdict", help="robust-vs-base verdict table stem (writes .csv, .md, .tex)")
+    p.add_argument("--tilt", help="validation tilt table stem (writes .csv, .md, .tex): r*(alpha0) minus the worst case")
     return p.parse_args(argv)
 
 
@@ -499,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     build_report(args.inputs, args.alpha0, args.figure, args.table, args.selection, args.histories, args.training,
-                 args.verdict)
+                 args.verdict, args.tilt)
     return 0
 
 

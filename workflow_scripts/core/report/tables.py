@@ -225,6 +225,7 @@ def display_frame(
     formatters: Mapping[str, Callable[[object], str]] | None = None,
     count_column: str | None = None,
     precision: int = 3,
+    intervals: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Render a numeric frame into strings for markdown/LaTeX.
 
@@ -234,6 +235,8 @@ def display_frame(
       non-missing cells of an unpaired column; other cells use a default
       format (``precision`` decimals for floats, ints as-is, NaN as
       :data:`MISSING`).
+    * ``intervals`` maps a display column to a pair of numeric columns ``(low, high)``, rendered as one
+      cell ``[low, high]`` (signed, ``precision`` decimals) in the place of ``low``; ``high`` is not shown.
     * ``columns`` renames (keyed by the original / merged name).
 
     Returns ``(display_df, align)`` where ``align`` holds ``"l"``/``"r"`` per
@@ -248,12 +251,24 @@ def display_frame(
         if c.endswith("_mean") and f"{c[: -len('_mean')]}_std" in cols
     }
     counts = df[count_column] if count_column is not None else None
+    intervals = dict(intervals or {})
+    lows = {low: (name, high) for name, (low, high) in intervals.items()}
+    highs = {high for _, high in intervals.values()}
 
     out: dict[str, list[str]] = {}
     align: list[str] = []
     for c in cols:
         if c.endswith("_std") and c[: -len("_std")] in paired:
             continue  # rendered together with its _mean
+        if c in highs:
+            continue  # rendered together with its low end
+        if c in lows:
+            name, high = lows[c]
+            out[columns.get(name, name)] = [
+                MISSING if _is_missing(lo) or _is_missing(hi) else f"[{lo:+.{precision}f}, {hi:+.{precision}f}]"
+                for lo, hi in zip(df[c], df[high])]
+            align.append("r")
+            continue
         if c.endswith("_mean") and c[: -len("_mean")] in paired:
             base = c[: -len("_mean")]
             stds = df[f"{base}_std"]
@@ -324,6 +339,7 @@ def write_table(
     formatters: Mapping[str, Callable[[object], str]] | None = None,
     count_column: str | None = None,
     precision: int = 3,
+    intervals: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Path]:
     """Write ``{stem}.csv``, ``{stem}.md`` and ``{stem}.tex`` from ``df``.
 
@@ -340,6 +356,7 @@ def write_table(
         formatters=formatters,
         count_column=count_column,
         precision=precision,
+        intervals=intervals,
     )
     paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("csv", "md", "tex")}
     _write_text(paths["csv"], df.to_csv(index=False))
