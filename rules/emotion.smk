@@ -177,8 +177,39 @@ use rule emotion_evaluate as emotion_evaluate_sft with:
         f"{BENCHMARKS}/emotion/eval/sft/{{seed}}.tsv"
 
 
+# The online grid (emotion.regimes lists online): REBEL's own loop, fresh pairs from pi_t every iteration, the
+# pairs of the training seed as its prompt pool; evaluated and reported like the offline grid (emotion_online_*).
+use rule emotion_align as emotion_align_online with:
+    output:
+        policy=directory(f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
+        metrics=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
+        history=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
+        run_info=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+    log:
+        f"{LOGS}/emotion/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+    params:
+        flags=E.online_flags,
+
+
+use rule emotion_evaluate as emotion_evaluate_online with:
+    input:
+        policy=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy",
+        reward_model=f"{EMOTION}/reward_model/model",
+        data=f"{EMOTION}/data",
+    output:
+        validation=f"{EMOTION}/online/eval/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        test=f"{EMOTION}/online/eval/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
+        completions=f"{EMOTION}/online/eval/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+    log:
+        f"{LOGS}/emotion/online/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/emotion/online/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+
+
 # Radius and eta/beta per variant chosen on validation; the alpha sweep, training curves, robustness and
-# verdict tables on test.
+# verdict tables on test; the tilt table (how far each policy leans towards alpha0) on validation.
 rule emotion_report:
     input:
         evals=E.eval_csvs(),
@@ -194,6 +225,7 @@ rule emotion_report:
                             category="Emotion alignment", labels={"figure": "training curves", "format": "png"}),
         robustness=multiext(f"{RESULTS}/tables/emotion_robustness", ".csv", ".md", ".tex"),
         verdict=multiext(f"{RESULTS}/tables/emotion_verdict", ".csv", ".md", ".tex"),
+        tilt=multiext(f"{RESULTS}/tables/emotion_tilt", ".csv", ".md", ".tex"),
     localrule: True
     conda:
         "envs/plot.yaml"
@@ -207,7 +239,30 @@ rule emotion_report:
         training=subpath(output.training_pdf, strip_suffix=".pdf"),
         robustness=output_stem("robustness"),
         verdict=output_stem("verdict"),
+        tilt=output_stem("tilt"),
     shell:
         "python -m workflow_scripts.emotion.report --inputs {input.evals:q} --histories {input.histories:q} "
         "--alpha0 {params.alpha0} --figure {params.sweep:q} --training {params.training:q} "
-        "--table {params.robustness:q} --verdict {params.verdict:q} > {log:q} 2>&1"
+        "--table {params.robustness:q} --verdict {params.verdict:q} --tilt {params.tilt:q} > {log:q} 2>&1"
+
+
+use rule emotion_report as emotion_report_online with:
+    input:
+        evals=E.eval_csvs("online"),
+        histories=E.histories("online"),
+    output:
+        sweep_pdf=report(f"{RESULTS}/figures/emotion_online_alpha_sweep.pdf", caption="report/emotion/alpha_sweep.rst",
+                         category="Emotion alignment (online)", labels={"figure": "alpha sweep", "format": "pdf"}),
+        sweep_png=report(f"{RESULTS}/figures/emotion_online_alpha_sweep.png", caption="report/emotion/alpha_sweep.rst",
+                         category="Emotion alignment (online)", labels={"figure": "alpha sweep", "format": "png"}),
+        training_pdf=report(f"{RESULTS}/figures/emotion_online_training.pdf", caption="report/emotion/training.rst",
+                            category="Emotion alignment (online)", labels={"figure": "training curves", "format": "pdf"}),
+        training_png=report(f"{RESULTS}/figures/emotion_online_training.png", caption="report/emotion/training.rst",
+                            category="Emotion alignment (online)", labels={"figure": "training curves", "format": "png"}),
+        robustness=multiext(f"{RESULTS}/tables/emotion_online_robustness", ".csv", ".md", ".tex"),
+        verdict=multiext(f"{RESULTS}/tables/emotion_online_verdict", ".csv", ".md", ".tex"),
+        tilt=multiext(f"{RESULTS}/tables/emotion_online_tilt", ".csv", ".md", ".tex"),
+    log:
+        f"{LOGS}/report/emotion_online.log",
+    benchmark:
+        f"{BENCHMARKS}/report/emotion_online.tsv"

@@ -118,14 +118,15 @@ class Workflow:
         """The seed whose preference data a training seed uses: itself (per_seed), or the first seed."""
         return int(seed) if per_seed else int(self.config["seeds"][0])
 
-    def outputs(self, experiment: str, figures, tables) -> list[str]:
-        """An experiment's figures (.pdf, .png) and tables (.csv, .md, .tex), named ``<experiment>[_<name>]``,
-        or nothing when it is disabled."""
+    def outputs(self, experiment: str, figures, tables, stem: str | None = None) -> list[str]:
+        """An experiment's figures (.pdf, .png) and tables (.csv, .md, .tex), named ``<stem>[_<name>]`` (the stem
+        defaults to the experiment's name), or nothing when it is disabled."""
         if not self.config[experiment]["enabled"]:
             return []
+        prefix = stem or experiment
 
         def stem(name):
-            return "_".join([experiment, name] if name else [experiment])
+            return "_".join([prefix, name] if name else [prefix])
 
         return [f"{self.results}/figures/{stem(n)}.{ext}" for n in figures for ext in ("pdf", "png")] + [
             f"{self.results}/tables/{stem(n)}.{ext}" for n in tables for ext in ("csv", "md", "tex")]

@@ -196,6 +196,18 @@ def _semantic_errors(config: dict) -> list[str]:
     if longest > align["max_length"]:
         errors.append(f"config key 'emotion.align.max_length' ({align['max_length']}) must be >= pairs.prompt_tokens "
                       f"+ max_new_tokens ({longest}): completions would be cut in training but not when scored")
+    if "online" in emotion["regimes"]:
+        online = emotion["online"]["align"]
+        errors += _align_errors("emotion.online", online, config["launch"]["cpu_procs"]["align"])
+        if online["regime"] != "online":
+            errors.append("config key 'emotion.online.align.regime' must be 'online'")
+        if align["regime"] != "offline":
+            errors.append("config key 'emotion.align.regime' must be 'offline' when emotion.regimes lists online "
+                          "(the online grid is emotion.online)")
+        if emotion["pairs"]["prompt_tokens"] + online["max_new_tokens"] > online["max_length"]:
+            errors.append(f"config key 'emotion.online.align.max_length' ({online['max_length']}) must be >= "
+                          f"pairs.prompt_tokens + max_new_tokens ({emotion['pairs']['prompt_tokens'] + online['max_new_tokens']}): "
+                          "completions would be cut in training but not when scored")
     if emotion["tokenizer"] == "train-bpe" and not isinstance(emotion["policy_model"], dict):
         errors.append("config key 'emotion.tokenizer' is 'train-bpe', which only fits models built from a config "
                       "(emotion.policy_model must then be a mapping of GPT2Config arguments)")
