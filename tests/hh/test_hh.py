@@ -20,6 +20,43 @@ from workflow_scripts.hh.report import run_table
 REPO = Path(__file__).resolve().parents[2]
 
 
+# ----------------------------------------------------------------------------- what is scored is what is trained
+class StubSampler:
+    """Returns fixed token ids for every prompt (the issue's example: a response that runs on into a new
+    human turn the model invented)."""
+
+    def __init__(self, tokenizer, texts):
+        self.rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    def sample(self, prompt_ids, *, n, stop_strings=None, **kw):
+        assert stop_strings == ["\n\nHuman:"]                     # generation is told to stop at a new turn
+        return [self.rows[(i * n + s) % len(self.rows)] for i in range(len(prompt_ids)) for s in range(n)]
+
+
+@pytest.fixture(scope="module")
+def hh_tokenizer(tmp_path_factory):
+    from workflow_scripts.core.tokenizer import train_bpe_tokenizer
+
+    corpus = ["\n\nHuman: hi\n\nAssistant: Sure, here it is.\n\nHuman: thanks\n\nAssistant: you are welcome"] * 50
+    return train_bpe_tokenizer(corpus, 300, tmp_path_factory.mktemp("tok"))
+
+
+def test_responses_are_cut_at_a_new_human_turn_in_ids_and_text_alike(hh_tokenizer):
+    from workflow_scripts.hh.completions import sample
+
+    texts = [" Sure, here it is.\n\nHuman: thanks\n\nAssistant: you are welcome", " Sure, here it is.",
+             " Fine.\n\nHum", " ok.\n\n\nHuman: x"]
+    frame = sample(StubSampler(hh_tokenizer, texts), hh_tokenizer, ["\n\nHuman: hi\n\nAssistant:"] * 2, n=2,
+                   temperature=1.0, top_p=1.0, max_new_tokens=64, max_prompt_tokens=32, seed=0)
+    for row in frame.itertuples():     # the reward models score exactly the decoded training ids
+        assert hh_tokenizer.decode(row.response_ids, skip_special_tokens=True) == row.response
+        assert "\n\nHuman:" not in row.response
+    assert frame["response"].tolist()[:2] == [" Sure, here it is.", " Sure, here it is."]
+    assert frame["cut_at_human_turn"].tolist() == [True, False, False, True]
+    assert frame["response"].iloc[2] == " Fine.\n\nHum"                # no complete marker: kept whole
+    assert frame["response"].iloc[3].startswith(" ok.") and len(frame["response"].iloc[3]) <= len(" ok.\n")
+
+
 # ----------------------------------------------------------------------------- the hh format
 def test_prompt_is_the_dialogue_up_to_the_last_assistant_turn():
     dialogue = ("\n\nHuman: Hi.\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke."
@@ -215,6 +252,21 @@ def test_mini_hh_stage(mini_run):
     assert np.isfinite(numeric.to_numpy(dtype=float)).all()
     assert "DPO" in (root / "tables/hh_objectives.md").read_text() and "hard-min" in (
         root / "tables/hh_objectives.md").read_text()
+    # CVaR always carries its level (the mini preset's cvar_q: 0.75), in every format
+    assert "CVaR₀.₇₅" in (root / "tables/hh_objectives.md").read_text()
+    assert "CVaR$_{0.75}$" in (root / "tables/hh_objectives.tex").read_text()
+    assert "CVaR " not in (root / "tables/hh_objectives.md").read_text()
+    # what the reward models scored is what the policy trains on, in every sampled row of the run
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(root / "hh/mini/sft/model")
+    trained = [pd.read_parquet(p) for p in (root / "hh/mini").glob("completions/*/*.parquet")]
+    assert trained and sum(len(f) for f in trained) > 100
+    for frame in trained:
+        decoded = [tokenizer.decode(list(ids), skip_special_tokens=True) for ids in frame["response_ids"]]
+        assert decoded == frame["response"].tolist()
+    for frame in trained + [pd.read_parquet(p) for p in (root / "hh/mini/eval/completions").rglob("*.parquet")]:
+        assert not frame["response"].str.contains("\n\nHuman:", regex=False).any()
     for objective in ("helpful", "harmless"):
         metrics = json.loads((root / f"hh/reward_models/{objective}/metrics.json").read_text())
         assert metrics["validation_pairwise_accuracy"] > 0.8, (objective, metrics)   # the reward models learned
@@ -231,3 +283,39 @@ def test_mini_hh_stage(mini_run):
         chosen, rejected = (scorer.score(list(pairs["prompt"]), list(pairs[c]))[objective] for c in ("chosen", "rejected"))
         margins[objective] = (chosen - rejected).to_numpy()
     assert (margins["harmless"] > 0).mean() > 0.8 and (margins["helpful"] < 0).mean() > 0.5, margins
+
+
+def test_evaluation_prompts_keep_each_subsets_share():
+    from workflow_scripts.hh.evaluate import stratified_subset
+
+    prompts = pd.DataFrame({"prompt_idx": range(300), "subset": ["helpful-base"] * 200 + ["harmless-base"] * 100,
+                            "prompt": [f"p{i}" for i in range(300)]})
+    assert prompts.head(30)["subset"].eq("helpful-base").all()               # what head(n) did: one subset only
+    for n in (30, 31, 7):
+        subset = stratified_subset(prompts, n)
+        counts = subset["subset"].value_counts()
+        assert len(subset) == n and subset["prompt_idx"].is_unique and subset["prompt_idx"].is_monotonic_increasing
+        assert abs(counts.get("helpful-base", 0) - 2 * n / 3) < 1 and abs(counts.get("harmless-base", 0) - n / 3) < 1
+    assert stratified_subset(prompts, 30).equals(stratified_subset(prompts, 30))      # the same for every policy
+    assert len(stratified_subset(prompts, 0)) == 300 and len(stratified_subset(prompts, 999)) == 300
+
+
+def test_hh_tokenizers_carry_the_format_their_policy_trains_on(tmp_path):
+    """lm-eval and any chat tool format conversations with the tokenizer's template: for HH policies it is
+    HH's raw dialogue, exactly the prompt format of the training data (hh.data.split_dialogue)."""
+    from workflow_scripts.core.tokenizer import prepare_tokenizer
+
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"text": ["\n\nHuman: hi\n\nAssistant: hello there"] * 40}).to_json(
+        tmp_path / "data/train.jsonl", orient="records", lines=True)
+    tok = prepare_tokenizer("train-bpe", tmp_path / "tok", data_dir=tmp_path / "data", vocab_size=300,
+                            chat_template="hh")
+    dialogue = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: and then?\n\nAssistant: more"
+    prompt, response = split_dialogue(dialogue)
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "and then?"}]
+    from transformers import AutoTokenizer
+
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert reloaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == prompt
+    assert response == " more"

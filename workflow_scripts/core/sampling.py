@@ -149,7 +149,7 @@ class Sampler(Protocol):
 
     def sample(self, prompt_ids: Sequence[Sequence[int]], *, n: int, temperature: float, top_p: float, top_k: int,
                max_new_tokens: int, seed: int, row_ids: Sequence[int] | None = None, stop_ids=None,
-               desc: str = "sampling") -> list[list[int]]: ...
+               stop_strings: Sequence[str] | None = None, desc: str = "sampling") -> list[list[int]]: ...
 
     def close(self) -> None: ...
 
@@ -230,8 +230,10 @@ class HFSampler:
     backend = "hf"
 
     def __init__(self, model, pad_id: int, stop_ids: Sequence[int], *, device, batch_size: int = 64,
-                 auto_batch: bool = True, max_batch: int = 512, memory_fraction: float = 0.8, compile: bool = False):
+                 auto_batch: bool = True, max_batch: int = 512, memory_fraction: float = 0.8, compile: bool = False,
+                 tokenizer=None):
         self.model, self.pad_id, self.stop_ids = model, int(pad_id), sorted({int(i) for i in stop_ids})
+        self.tokenizer = tokenizer          # for stop strings (HF's StopStringCriteria reads the vocabulary)
         self.device = torch.device(device)
         self.batch_size, self.max_batch, self.memory_fraction = int(batch_size), int(max_batch), memory_fraction
         self.on_gpu = self.device.type == "cuda"
@@ -266,7 +268,8 @@ class HFSampler:
         return out + ([current] if current else [])
 
     # ---- one generate() call
-    def _generate(self, prompts, seeds, *, n, temperature, top_k, top_p, max_new_tokens, stops) -> list[list[int]]:
+    def _generate(self, prompts, seeds, *, n, temperature, top_k, top_p, max_new_tokens, stops,
+                  stop_strings=None) -> list[list[int]]:
         from transformers import GenerationConfig, LogitsProcessorList
 
         from workflow_scripts.core.generation import left_pad
@@ -280,7 +283,8 @@ class HFSampler:
         config = GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, num_return_sequences=1,
             eos_token_id=list(stops), pad_token_id=self.pad_id, use_cache=True,
-            cache_implementation="static" if self.compile else None, disable_compile=not self.compile)
+            cache_implementation="static" if self.compile else None, disable_compile=not self.compile,
+            stop_strings=list(stop_strings) if stop_strings else None)
         processor = RowSeededSampling(seeds, ids.shape[1], temperature=temperature, top_k=top_k, top_p=top_p,
                                       device=self.device)
         # HF fills every field we leave unset from the model's own generation config (a hub model's
@@ -289,7 +293,8 @@ class HFSampler:
         try:
             generated = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                             generation_config=config,
-                                            logits_processor=LogitsProcessorList([processor]))
+                                            logits_processor=LogitsProcessorList([processor]),
+                                            **({"tokenizer": self.tokenizer} if stop_strings else {}))
         finally:
             self.model.generation_config = own
         return [cut_at_stop(row, stops) for row in generated[:, ids.shape[1]:].tolist()]
@@ -309,8 +314,14 @@ class HFSampler:
 
     @torch.no_grad()
     def sample(self, prompt_ids, *, n=1, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens, seed, row_ids=None,
-               stop_ids=None, desc="sampling") -> list[list[int]]:
+               stop_ids=None, stop_strings=None, desc="sampling") -> list[list[int]]:
+        """Completion ids, prompt-major, each cut after its first stop id. ``stop_strings``: a row stops once its
+        text ends with one of them (HF's StopStringCriteria; the row is not cut here: it is padded after the
+        string, and the caller cuts at the string's start)."""
         from tqdm.auto import tqdm
+
+        if stop_strings and self.tokenizer is None:
+            raise ValueError("stop strings need the sampler's tokenizer (make_sampler passes it).")
 
         started = time.perf_counter()
         stops = sorted({int(i) for i in (self.stop_ids if stop_ids is None else stop_ids)})
@@ -322,7 +333,8 @@ class HFSampler:
         for batch in tqdm(batches, desc=desc, leave=False, mininterval=5):
             seeds = [sample_seed(seed, rows_of[i], s) for i in batch for s in range(n)]
             rows = self._generate_fitting([prompt_ids[i] for i in batch], seeds, n, temperature=temperature,
-                                          top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens, stops=stops)
+                                          top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens, stops=stops,
+                                          stop_strings=stop_strings)
             for k, i in enumerate(batch):
                 out[i * n:(i + 1) * n] = rows[k * n:(k + 1) * n]
         self.model.train(was_training)
@@ -395,7 +407,9 @@ class VLLMSampler:
                               detokenize=False)
 
     def sample(self, prompt_ids, *, n=1, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens, seed, row_ids=None,
-               stop_ids=None, desc="sampling") -> list[list[int]]:
+               stop_ids=None, stop_strings=None, desc="sampling") -> list[list[int]]:
+        """``stop_strings`` are not passed to the engine (it runs without detokenising): rows run on to a stop id
+        or ``max_new_tokens`` and the caller cuts at the string, as with hf."""
         from vllm.inputs import TokensPrompt
 
         started = time.perf_counter()
@@ -465,7 +479,8 @@ def make_sampler(backend: str, model_or_path, tokenizer, device, **options) -> S
 
             model = load_sampling_policy(str(model), torch.device(device))
         return HFSampler(model, tokenizer.pad_token_id, stops if stops is not None else stop_ids_of(model, tokenizer),
-                         device=device, **{k: v for k, v in options.items() if k in hf_keys and v is not None})
+                         device=device, tokenizer=tokenizer,
+                         **{k: v for k, v in options.items() if k in hf_keys and v is not None})
     if backend == "vllm":
         _require_vllm()
         if not isinstance(model_or_path, (str, os.PathLike)):

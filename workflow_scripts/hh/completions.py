@@ -6,8 +6,9 @@ For every prompt: ``n`` responses sampled from the policy (the dialogue continue
 (one column per objective). Shards are written as they finish (:mod:`workflow_scripts.core.shards`);
 each shard's sampling seed depends only on the run seed and the shard index.
 
-Output columns: ``prompt_idx, subset, sample, prompt, prompt_ids, response_ids, response, n_tokens``
-and one column per objective (``helpful``, ``harmless``).
+Output columns: ``prompt_idx, subset, sample, prompt, prompt_ids, response_ids, response, n_tokens,
+cut_at_human_turn`` and one column per objective (``helpful``, ``harmless``); ``response`` is the decoding of
+``response_ids``: what the reward models score is what the policy trains on (:func:`cut_turn`).
 
     python -m workflow_scripts.hh.completions --prompts data/prompts/train.parquet --policy sft/model \\
         --reward-models '{"helpful": "Ray2333/gpt2-large-helpful-reward_model", ...}' --out completions/0/train.parquet
@@ -33,22 +34,43 @@ from workflow_scripts.hh.reward import ensemble
 logger = logging.getLogger("hh_completions")
 
 
-def cut_turn(response: str) -> str:
-    """The assistant's turn only: everything before a new ``"\\n\\nHuman:"`` the model may have started."""
-    return response.split(HUMAN, 1)[0]
+def cut_turn(tokenizer, ids: list[int]) -> tuple[list[int], str, bool]:
+    """The assistant's turn only, as token ids AND text that agree: ``(ids, text, cut)``.
+
+    A response that goes on into a new ``"\n\nHuman:"`` turn (the model inventing the user's next message)
+    is cut at the last token boundary before that turn begins, and ``text`` is the decoding of the ids kept:
+    the reward models score exactly the tokens the policy is trained on (a token that straddles the
+    boundary, e.g. ``".\n\n"``, goes with the invented turn). ``cut`` says whether anything was removed.
+    """
+    decode = lambda k: tokenizer.decode(ids[:k], skip_special_tokens=True)  # noqa: E731
+    text = decode(len(ids))
+    at = text.find(HUMAN)
+    if at < 0:
+        return list(ids), text, False
+    first = next(k for k in range(1, len(ids) + 1) if HUMAN in decode(k))     # the token that completes the marker
+    for k in range(first - 1, -1, -1):
+        kept = decode(k)
+        if len(kept) <= at and text.startswith(kept):
+            return list(ids[:k]), kept, True
+    return [], "", True
 
 
 def sample(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
            max_prompt_tokens: int, seed: int, desc: str = "sampling") -> pd.DataFrame:
-    """``n`` responses per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler."""
+    """``n`` responses per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler,
+    each cut where the model starts a new human turn (generation stops there: ``stop_strings``)."""
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for p in prompts]
     responses = sampler.sample(ids, n=n, temperature=temperature, top_k=0, top_p=top_p, max_new_tokens=max_new_tokens,
-                               seed=seed, desc=desc)
-    texts = [cut_turn(tokenizer.decode(r, skip_special_tokens=True)) for r in responses]
+                               seed=seed, desc=desc, stop_strings=[HUMAN])
+    turns = [cut_turn(tokenizer, r) for r in responses]
+    cut = [c for _, _, c in turns]
+    logger.info("%s: %d of %d responses (%.1f %%) went on into a new human turn and were cut before it", desc,
+                sum(cut), len(cut), 100 * np.mean(cut) if cut else 0.0)
     return pd.DataFrame({"sample": np.tile(np.arange(n), len(prompts)),
                          "prompt": [p for p in prompts for _ in range(n)],
-                         "prompt_ids": [p for p in ids for _ in range(n)], "response_ids": responses,
-                         "response": texts, "n_tokens": [len(r) for r in responses]})
+                         "prompt_ids": [p for p in ids for _ in range(n)], "response_ids": [r for r, _, _ in turns],
+                         "response": [t for _, t, _ in turns], "n_tokens": [len(r) for r, _, _ in turns],
+                         "cut_at_human_turn": cut})
 
 
 def parse_args(argv=None):
