@@ -31,6 +31,23 @@ from workflow_scripts.hh.reward import ensemble
 logger = logging.getLogger("hh_evaluate")
 
 
+def stratified_subset(prompts: pd.DataFrame, n: int, seed: int = 0, by: str = "subset") -> pd.DataFrame:
+    """``n`` prompts drawn without replacement in proportion to each ``by`` group (largest remainders; seeded),
+    in their original order: every subset keeps its share of the split (``head(n)`` took the first subset's
+    prompts only, as the prompt files are grouped by subset). ``n <= 0`` or ``n >= len``: all prompts."""
+    if n <= 0 or n >= len(prompts):
+        return prompts
+    sizes = prompts.groupby(by, sort=True).size()
+    quota = sizes / sizes.sum() * n
+    take = np.floor(quota).astype(int)
+    remainders = (quota - take).sort_values(ascending=False, kind="stable")
+    take[remainders.index[: n - int(take.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate([rng.choice(np.flatnonzero(prompts[by].to_numpy() == group), size=k, replace=False)
+                             for group, k in take.items() if k > 0])
+    return prompts.iloc[np.sort(chosen)]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--policy", required=True)
@@ -46,7 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--scale", default="", help="label: the data scale (empty for SFT)")
     p.add_argument("--out", action="append", required=True, metavar="SPLIT=CSV")
     p.add_argument("--completions-out", required=True)
-    p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
+    p.add_argument("--n-prompts", type=int, default=0, help="0 = all; else a subset stratified by source (seed 0, "
+                   "the same for every policy)")
     p.add_argument("--samples-per-prompt", type=int, default=1)
     add_sampling_args(p, temperature=1.0, max_new_tokens=128, max_prompt_tokens=512, batch_size=32)
     p.add_argument("--score-batch-size", type=int, default=16)
@@ -65,8 +83,7 @@ def main(argv=None):
     sampled = {}
     for split, path in prompt_files.items():
         prompts = pd.read_parquet(path)
-        if a.n_prompts:
-            prompts = prompts.head(a.n_prompts)
+        prompts = stratified_subset(prompts, a.n_prompts)
         frame = sample(sampler, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
                        top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
                        seed=a.seed + 7919, desc=f"{split} samples")
