@@ -12,7 +12,9 @@ lm-eval): a multiple-choice score with k choices becomes ``max(0, (raw - 1/k) / 
 - **MATH lvl 5**: ``exact_match`` of ``leaderboard_math_hard`` x 100, no baseline subtracted;
 - **IFEval**: the mean of ``inst_level_strict_acc`` and ``prompt_level_strict_acc``, x 100, no baseline.
 
-The average is the mean of the six. Raw values are kept next to the normalised ones.
+The average is the mean of the six, named ``Average``; where a benchmark did not run (GPQA is gated) the mean of
+the others is named by what it leaves out (``Average without GPQA``), never ``Average``: a mean over five is
+not the leaderboard's number. Raw values are kept next to the normalised ones.
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ def leaderboard_scores(results: Mapping[str, Mapping]) -> dict[str, float]:
     """The six normalised benchmark scores (0-100), their average, and the raw values (keys ``raw/...``).
 
     ``results`` is the ``"results"`` mapping of an lm-eval results file. Benchmarks whose tasks are
-    absent (e.g. GPQA dropped because it is gated) are NaN and left out of the average.
+    absent (e.g. GPQA dropped because it is gated) are NaN, and the average of the others is keyed
+    :func:`average_name` of the missing ones (``Average`` only when all six ran).
     """
     out: dict[str, float] = {}
 
@@ -89,8 +92,14 @@ def leaderboard_scores(results: Mapping[str, Mapping]) -> dict[str, float]:
     attempt("MuSR", lambda: per_subtask("leaderboard_musr", MUSR_CHOICES, "acc_norm"))
     attempt("MMLU-PRO", lambda: single("leaderboard_mmlu_pro", "acc", MMLU_PRO_CHOICES))
     present = [out[b] for b in BENCHMARKS if not math.isnan(out[b])]
-    out["Average"] = sum(present) / len(present) if present else math.nan
+    if present:
+        out[average_name([b for b in BENCHMARKS if math.isnan(out[b])])] = sum(present) / len(present)
     return out
+
+
+def average_name(missing) -> str:
+    """What the mean of the benchmarks that ran is called: ``Average`` over all six, else by what it lacks."""
+    return "Average" if not missing else "Average without " + ", ".join(missing)
 
 
 def task_scores(results: Mapping[str, Mapping]) -> dict[str, float]:

@@ -84,7 +84,8 @@ def load_runs(paths: Sequence[str | Path]) -> pd.DataFrame:
 
 def score_columns(runs: pd.DataFrame) -> list[str]:
     """The table's score columns: the leaderboard benchmarks that ran and their average, then other tasks'."""
-    present = [b for b in (*BENCHMARKS, "Average") if b in runs and runs[b].notna().any()]
+    averages = sorted(c for c in runs.columns if c.startswith("Average"))     # by what each averages
+    present = [b for b in (*BENCHMARKS, *averages) if b in runs and runs[b].notna().any()]
     others = sorted(c for c in runs.columns if "/" in c and not c.startswith("raw/"))
     return present + others
 
