@@ -50,7 +50,7 @@ rule hh_tokenizer:
         vocab=H.cfg["tokenizer_vocab_size"],
     shell:
         "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
-        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+        "--vocab-size {params.vocab} --chat-template hh --out {output:q} > {log:q} 2>&1"
 
 
 use rule sft as hh_sft with:
@@ -231,6 +231,7 @@ rule hh_report:
         samples=H.eval_samples(),
         training=H.training_completions(),
         summaries=H.prefs_summaries(),
+        histories=H.histories(),
     output:
         pareto_pdf=report(f"{RESULTS}/figures/hh_pareto.pdf", caption="report/hh/pareto.rst", category="HH-Alignment",
                           labels={"figure": "Pareto front", "format": "pdf"}),
@@ -244,6 +245,10 @@ rule hh_report:
                          labels={"figure": "data scale", "format": "pdf"}),
         scale_png=report(f"{RESULTS}/figures/hh_scale.png", caption="report/hh/scale.rst", category="HH-Alignment",
                          labels={"figure": "data scale", "format": "png"}),
+        training_pdf=report(f"{RESULTS}/figures/hh_training.pdf", caption="report/hh/training.rst",
+                            category="HH-Alignment", labels={"figure": "training curves", "format": "pdf"}),
+        training_png=report(f"{RESULTS}/figures/hh_training.png", caption="report/hh/training.rst",
+                            category="HH-Alignment", labels={"figure": "training curves", "format": "png"}),
         tables=multiext(f"{RESULTS}/tables/hh_objectives", ".csv", ".md", ".tex"),
     localrule: True
     conda:
@@ -258,8 +263,10 @@ rule hh_report:
         pareto=subpath(output.pareto_pdf, strip_suffix=".pdf"),
         sweep=subpath(output.sweep_pdf, strip_suffix=".pdf"),
         scale=subpath(output.scale_pdf, strip_suffix=".pdf"),
+        curves=subpath(output.training_pdf, strip_suffix=".pdf"),
         table=output_stem("tables"),
     shell:
         "python -m workflow_scripts.hh.report --samples {input.samples:q} --training {params.training} "
         "--summaries {input.summaries:q} {params.flags} --table {params.table:q} --pareto {params.pareto:q} "
-        "--alpha-sweep {params.sweep:q} --scale {params.scale:q} > {log:q} 2>&1"
+        "--alpha-sweep {params.sweep:q} --scale {params.scale:q} --histories {input.histories:q} "
+        "--training-figure {params.curves:q} > {log:q} 2>&1"

@@ -80,11 +80,24 @@ def train_bpe_tokenizer(
     return tokenizer
 
 
+#: Chat templates a tokenizer can be given, by name: the format its policy will be trained on, so that every
+#: tool that formats conversations with the tokenizer (lm-evaluation-harness, vLLM's chat) uses that format.
+#: ``hh``: Anthropic HH-RLHF's raw dialogue, "\n\nHuman: ...\n\nAssistant: ..." (what HH SFT and alignment train on).
+CHAT_TEMPLATES = {
+    "hh": ("{% for message in messages %}"
+           "{% if message['role'] == 'user' %}{{ '\n\nHuman: ' + message['content'] }}"
+           "{% elif message['role'] == 'assistant' %}{{ '\n\nAssistant: ' + message['content'] }}"
+           "{% else %}{{ message['content'] }}{% endif %}"
+           "{% endfor %}{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}"),
+}
+
+
 def prepare_tokenizer(
     source: str,
     out_dir: str | Path,
     data_dir: str | Path | None = None,
     vocab_size: int | None = None,
+    chat_template: str | None = None,
 ):
     """Write the tokenizer for ``source`` to ``out_dir`` and return it.
 
@@ -93,11 +106,17 @@ def prepare_tokenizer(
     Anything else: a hub id or local directory for ``AutoTokenizer``; a missing
     pad token is set to the eos token, because batched training needs padding.
     """
+    if chat_template is not None and chat_template not in CHAT_TEMPLATES:
+        raise ValueError(f"unknown chat template {chat_template!r}; choose one of {sorted(CHAT_TEMPLATES)}.")
     if source == TRAIN_BPE:
         if data_dir is None:
             raise ValueError(f"source '{TRAIN_BPE}' needs data_dir (a directory with a train split of texts).")
         texts = read_texts(data_dir, "train")
-        return train_bpe_tokenizer(texts, vocab_size or DEFAULT_VOCAB_SIZE, out_dir)
+        tokenizer = train_bpe_tokenizer(texts, vocab_size or DEFAULT_VOCAB_SIZE, out_dir)
+        if chat_template:
+            tokenizer.chat_template = CHAT_TEMPLATES[chat_template]
+            tokenizer.save_pretrained(str(out_dir))
+        return tokenizer
 
     if vocab_size is not None:
         logger.warning("vocab_size=%s ignored: pretrained tokenizer '%s' keeps its vocabulary",
@@ -107,6 +126,8 @@ def prepare_tokenizer(
         if tokenizer.eos_token is None:
             raise ValueError(f"{source}: tokenizer has neither a pad nor an eos token.")
         tokenizer.pad_token = tokenizer.eos_token
+    if chat_template:            # replaces the hub's (e.g. Qwen's ChatML): the policy trains on this format
+        tokenizer.chat_template = CHAT_TEMPLATES[chat_template]
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(out_dir))
     logger.info("saved tokenizer '%s' (vocab %d) -> %s", source, len(tokenizer), out_dir)
@@ -125,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help=f"directory with a train split of texts (needed for --source {TRAIN_BPE})")
     parser.add_argument("--vocab-size", type=int, default=None,
                         help=f"BPE vocabulary size (default {DEFAULT_VOCAB_SIZE}; only for {TRAIN_BPE})")
+    parser.add_argument("--chat-template", choices=sorted(CHAT_TEMPLATES), default=None,
+                        help="give the tokenizer this conversation format (the one its policy trains on)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    prepare_tokenizer(args.source, args.out, data_dir=args.data, vocab_size=args.vocab_size)
+    prepare_tokenizer(args.source, args.out, data_dir=args.data, vocab_size=args.vocab_size,
+                      chat_template=args.chat_template)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from workflow_scripts.core.report.selection import (  # noqa: E402
     split_rows,
 )
 from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
+from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
 from workflow_scripts.core.report.tables import fmt_hparam, fmt_variant, save_figure, write_table  # noqa: E402
 from workflow_scripts.hh.prefs import zscore_stats  # noqa: E402
 
@@ -50,8 +51,18 @@ OBJECTIVES = ("helpful", "harmless")
 RUN = ["split", "policy", "aggregation", "scale", "variant", "radius", "hp", "seed"]
 CELL = ["policy", "aggregation", "scale", "variant", "radius", "hp"]
 GROUP = ["policy", "aggregation", "scale", "variant"]
-AGGREGATION_NAMES = {"mixture": "mixture", "hard_min": "hard-min", "cvar": "CVaR", "": ""}
+#: How each aggregation is named in tables and figures. "cvar" is set by :func:`name_cvar_level` (the report's
+#: --cvar-q): CVaR is meaningless without its level (CVaR_0.75 of two objectives is 2/3 min + 1/3 max; AT-PRMD's
+#: CVaR_0.1 is the minimum).
+AGGREGATION_NAMES = {"mixture": "mixture", "hard_min": "hard-min", "cvar": "CVaR₀.₇₅", "": ""}
 MARKERS = {"mixture": "o", "hard_min": "s", "cvar": "^"}
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def name_cvar_level(q: float) -> str:
+    """``CVaR₀.₇₅`` for q = 0.75: the name the cvar aggregation carries in this report."""
+    AGGREGATION_NAMES["cvar"] = "CVaR" + f"{q:g}".translate(_SUBSCRIPT)
+    return AGGREGATION_NAMES["cvar"]
 
 
 def fmt_run(variant: str, aggregation: str) -> str:
@@ -232,7 +243,23 @@ TABLE_COLUMNS = {"policy": "Policy", "aggregation": "Preferences", "scale": "Pai
                  "validation_score": "Validation (selection)", "selected": "Selected"}
 
 
-def build_report(samples, training, summaries, alphas, alpha0, table_stem, pareto, alpha_sweep, scale):
+def run_group(policy, aggregation, scale) -> str:
+    """The label of one (policy, preferences, data scale): a row of the training-curves figure."""
+    return f"{policy} · {AGGREGATION_NAMES.get(aggregation, aggregation)} · {scale} pairs"
+
+
+def plot_training(histories: Sequence[str | Path], chosen: pd.DataFrame, stem) -> dict:
+    """The selected runs' training curves, one row per (policy, preferences, data scale). Paths are
+    ``.../<policy>/align/<aggregation>/<scale>/<variant>/<radius>/<hp>/<seed>/history.csv``."""
+    frames = load_histories(histories, group="group", label=lambda parts: run_group(parts[-9], parts[-7], parts[-6]))
+    selected = chosen.assign(group=[run_group(r.policy, r.aggregation, r.scale) for r in chosen.itertuples()])
+    return plot_training_curves(frames, selected, stem, group="group",
+                                title="HH: training curves of each variant at its selected radius / η, β")
+
+
+def build_report(samples, training, summaries, alphas, alpha0, table_stem, pareto, alpha_sweep, scale,
+                 histories=(), training_figure=None, cvar_q: float = 0.75):
+    name_cvar_level(cvar_q)
     data = load_samples(samples, training)
     runs = run_table(data, alphas, alpha0)
     validation = summary_table(split_rows(runs, SELECTION_SPLIT))
@@ -252,6 +279,8 @@ def build_report(samples, training, summaries, alphas, alpha0, table_stem, paret
     plot_pareto(table, chosen, pareto)
     plot_alpha_sweep(table, chosen, alphas, alpha0, alpha_sweep)
     plot_scale(table, chosen, n_pairs, scale)
+    if training_figure is not None:
+        plot_training(histories, chosen, training_figure)
     log.info("hh report: %d runs, %d table rows; selected on validation: %s", len(runs), len(table),
              ", ".join(f"{fmt_run(r.variant, r.aggregation)}@{r.scale}={r.radius}/{r.hp}" for r in chosen.itertuples()))
     return table, chosen
@@ -266,10 +295,13 @@ def parse_args(argv=None):
     p.add_argument("--summaries", nargs="+", required=True, help="preference summaries (pairs per data scale)")
     p.add_argument("--alphas", nargs="+", type=float, required=True)
     p.add_argument("--alpha0", type=float, required=True)
+    p.add_argument("--cvar-q", type=float, default=0.75, help="the level of the cvar preferences (in every label)")
     p.add_argument("--table", required=True)
     p.add_argument("--pareto", required=True)
     p.add_argument("--alpha-sweep", required=True)
     p.add_argument("--scale", required=True)
+    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
+    p.add_argument("--training-figure", help="training-curves figure stem (writes .pdf and .png)")
     return p.parse_args(argv)
 
 
@@ -277,7 +309,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
     training = dict(item.split("=", 1) for item in a.training)
-    build_report(a.samples, training, a.summaries, a.alphas, a.alpha0, a.table, a.pareto, a.alpha_sweep, a.scale)
+    build_report(a.samples, training, a.summaries, a.alphas, a.alpha0, a.table, a.pareto, a.alpha_sweep, a.scale,
+                 a.histories, a.training_figure, a.cvar_q)
     return 0
 
 

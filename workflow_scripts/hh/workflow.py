@@ -146,6 +146,9 @@ class HHRules:
         return rows + [f"{self.root}/{r.policy}/eval/completions/{r.aggregation}/{r.scale}/{r.run.path}.parquet"
                        for r in self.runs]
 
+    def histories(self) -> list[str]:
+        return [f"{self.root}/{r.policy}/align/{r.aggregation}/{r.scale}/{r.run.path}/history.csv" for r in self.runs]
+
     def training_completions(self) -> list[str]:
         first = self.data_seed(self.w.config["seeds"][0])
         return [f"{self.root}/{p}/completions/{first}/train.parquet" for p in self.policies]
@@ -163,7 +166,7 @@ class HHRules:
 
     def report_flags(self) -> str:
         return " ".join([cli_flags(self.cfg["evaluate"], ["alphas"]),
-                         cli_flags(self.cfg["preferences"], ["alpha0"])])
+                         cli_flags(self.cfg["preferences"], ["alpha0", "cvar_q"])])
 
     def outputs(self) -> list[str]:
-        return self.w.outputs("hh", ["pareto", "alpha_sweep", "scale"], ["objectives"])
+        return self.w.outputs("hh", ["pareto", "alpha_sweep", "scale", "training"], ["objectives"])

@@ -31,6 +31,7 @@ our control: LaTeX special characters are escaped and a few Unicode symbols
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -81,7 +82,6 @@ _UNICODE_TO_LATEX: tuple[tuple[str, str], ...] = (
     ("✓", r"$\checkmark$"),
     ("α", r"$\alpha$"),
     ("ρ", r"$\rho$"),
-    ("₀", r"$_0$"),
     ("—", "---"),
     ("–", "--"),
 )
@@ -188,12 +188,17 @@ def mean_pm_std(values: Iterable[float], *, precision: int = 3) -> str:
 # --------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------
+_SUBSCRIPTS = re.compile("[₀-₉]+(?:\\.[₀-₉]+)?")
+_FROM_SUBSCRIPT = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
+
+
 def latex_escape(text: str) -> str:
-    """Escape LaTeX specials and map known Unicode symbols to math mode."""
+    """Escape LaTeX specials and map known Unicode symbols to math mode (subscript digits, e.g. the level of
+    ``CVaR₀.₇₅``, become ``$_{0.75}$``)."""
     out = "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
     for uni, tex in _UNICODE_TO_LATEX:
         out = out.replace(uni, tex)
-    return out
+    return _SUBSCRIPTS.sub(lambda m: "$_{" + m.group(0).translate(_FROM_SUBSCRIPT) + "}$", out)
 
 
 def _default_cell(x: object, precision: int) -> str:
