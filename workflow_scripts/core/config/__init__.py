@@ -110,6 +110,7 @@ def _armorm_errors(config: dict) -> list[str]:
         errors.append(f"config key 'armorm.prompts.n_validation' ({prompts['n_validation']}) must be smaller than "
                       f"n_train ({prompts['n_train']}): the validation prompts are held out of the training prompts")
     errors += _align_errors("armorm", section["align"], config["launch"]["cpu_procs"]["align"])
+    errors += [e for e in [_fits_error("armorm", section["completions"], "armorm.align", section["align"])] if e]
     if "online" in section["regimes"]:
         errors += _align_errors("armorm.online", section["online"]["align"], config["launch"]["cpu_procs"]["align"])
         if section["online"]["align"]["regime"] != "online":
@@ -138,6 +139,16 @@ def _align_errors(experiment: str, align: dict, procs: int) -> list[str]:
     if align["regime"] == "online" and align["iterations"] <= 0:
         errors.append(f"config key '{key}.iterations' must be > 0 in the online regime")
     return errors
+
+
+def _fits_error(experiment: str, completions: dict, align_key: str, align: dict) -> str | None:
+    """Training truncates prompt + response to align.max_length: a longer sampled pair would train on tokens its
+    reward never scored all of (the reward is the full response's)."""
+    longest = completions["max_prompt_tokens"] + completions["max_new_tokens"]
+    if longest > align["max_length"]:
+        return (f"config key '{align_key}.max_length' ({align['max_length']}) must be >= {experiment}.completions."
+                f"max_prompt_tokens + max_new_tokens ({longest}): responses would be cut in training but not when scored")
+    return None
 
 
 def _dataset_error(key: str, source: str, generated: Any) -> str | None:
@@ -221,6 +232,7 @@ def _hh_errors(config: dict) -> list[str]:
     """The HH checks a schema cannot express."""
     hh = config["hh"]
     errors = _align_errors("hh", hh["align"], config["launch"]["cpu_procs"]["align"])
+    errors += [e for e in [_fits_error("hh", hh["completions"], "hh.align", hh["align"])] if e]
     rm = hh["reward_models"]
     if set(rm["pretrained"]) != set(rm["subsets"]):
         errors.append(f"config key 'hh.reward_models.pretrained' names objectives {sorted(rm['pretrained'])} but "

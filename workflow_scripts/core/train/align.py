@@ -202,6 +202,7 @@ class Aligner:
                 self.reference_model.requires_grad_(False)
         else:
             self.offline_pairs = orient(self.pairs, self.variant.base)
+            self.truncated_pairs = self._count_truncated(self.offline_pairs)
             with clock.phase("reference_pass"):
                 self.reference_table = self._offline_reference()
         # Checkpoints live in the job's own directory, beside (not inside) its declared outputs.
@@ -211,6 +212,16 @@ class Aligner:
         self.checkpointer = Checkpointer(
             self.engine, Path(args.out) / "checkpoints", every=args.checkpoint_every, keep=args.checkpoint_keep,
             fingerprint=fingerprint_of({**job_args, "world_size": self.world}), rank=self.rank)
+
+    def _count_truncated(self, pairs: Pairs) -> int:
+        """Pairs whose prompt + longer response exceed --max-length: training sees a prefix of a response whose
+        reward was computed on all of it (the config checks rule this out for the workflow's presets)."""
+        limit = self.args.max_length
+        n = sum(len(p) + max(len(a), len(b)) > limit for p, a, b in zip(pairs.prompts, pairs.first, pairs.second))
+        if n and self.rank == 0:
+            logger.warning("%d of %d pairs are longer than --max-length %d: training truncates them, their rewards "
+                           "are the full responses'", n, len(pairs), limit)
+        return int(n)
 
     def _count_iterations(self) -> int:
         a = self.args
@@ -279,6 +290,7 @@ class Aligner:
         uniforms = np.random.default_rng([a.seed, t, 1]).random(n)[lo:hi]
         labels = bradley_terry_labels(r1, r2, a.bt_scale, uniforms=uniforms)
         local = make_pairs(prompts, y1, y2, r1, r2, labels)
+        self.truncated_pairs = getattr(self, "truncated_pairs", 0) + self._count_truncated(orient(local, "rebel"))
         if self.world == 1:
             return local
         frames = [None] * self.world
@@ -493,6 +505,7 @@ def main(argv=None) -> None:
         write_run_info(out / "run_info.json", job="align", seed=args.seed,
                        **run_info_fields(aligner.split, aligner.ds_config, aligner.precision),
                        numerics=aligner.numerics(), iteration_batch=aligner.plan.iteration_batch,
+                       truncated_pairs=getattr(aligner, "truncated_pairs", 0),
                        updates_per_iteration=aligner.plan.updates, deepspeed_config=aligner.ds_config,
                        args=vars(args), wall_seconds=round(time.time() - started, 2), **clock.report())
         logger.info("done in %.1fs: %s", time.time() - started, out)
