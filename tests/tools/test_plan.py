@@ -312,3 +312,56 @@ def test_several_pilot_runs_are_averaged_per_job(tmp_path):
     both = cal.measured(result.estimates, [DATA / "pilot", loaded])
     assert both and all(other[j] == pytest.approx(2 * one[j]) for j in one)
     assert all(both[j] == pytest.approx(1.5 * one[j]) for j in both)
+
+
+# ---------------------------------------------------------------------------------------------- what is computed
+def test_gradient_checkpointing_is_charged_its_recompute():
+    on, off = (plan([], ["armorm"], gpu="h100", gpus_available=64,
+                    config={"armorm": {"align": {"gradient_checkpointing": flag}}}) for flag in (True, False))
+    hours = [{r["rule"]: r for r in p.rows}["armorm_align"]["device_hours"] for p in (on, off)]
+    # one extra forward (2N per token) per trained token (6N): between 1/6 and 1/3 more, by the phases' MFUs
+    assert 1.1 < hours[0] / hours[1] < 1.4, hours
+
+
+def test_a_reward_model_scoring_is_not_charged_an_lm_head():
+    table = Throughput.load(DEFAULT_TABLE)
+    armorm = KNOWN["RLHFlow/ArmoRM-Llama3-8B-v0.1"]
+    ratio = table.estimate(armorm, "scoring", "h100") / table.estimate(armorm, "forward", "h100")
+    head = armorm.vocab * armorm.d_model
+    assert ratio == pytest.approx(armorm.compute_params / armorm.scoring_params, rel=1e-9)
+    assert armorm.compute_params - armorm.scoring_params == pytest.approx(head - armorm.d_model)
+    assert 1.06 < ratio < 1.10                     # the 7-9 % the old estimate over-charged
+
+
+def test_lm_eval_multiple_choice_is_charged_what_the_harness_forwards(tmp_path):
+    """The dry pass over the harness's requests (tools.plan.lm_eval_requests) against the harness itself: a
+    tiny model under lm-eval, every token its forwards see counted (batch size 1: no padding)."""
+    import lm_eval
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
+
+    import tiny_models
+    from workflow_scripts.lm_eval.demo_task import main as write_demo
+    from workflow_scripts.tools.plan.lm_eval_requests import leaf_tasks, request_statistics
+
+    write_demo(["--out", str(tmp_path / "demo")])
+    policy = tiny_models.build(tmp_path / "tiny")["policy"]
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    model = HFLM(pretrained=str(policy), batch_size=1, device="cpu")
+    stats = request_statistics(leaf_tasks(["dro_rebel_demo_mc"], str(tmp_path / "demo"))["dro_rebel_demo_mc"],
+                               tokenizer, max_length=model.max_length)
+    seen = []
+    hook = model.model.register_forward_pre_hook(lambda m, args, kw: seen.append(
+        int((kw.get("input_ids") if kw.get("input_ids") is not None else args[0]).numel())), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            lm_eval.simple_evaluate(model=model, tasks=["dro_rebel_demo_mc"],
+                                    task_manager=TaskManager(include_path=str(tmp_path / "demo")))
+    finally:
+        hook.remove()
+    assert stats["requests_per_doc"] == 3
+    assert sum(seen) == pytest.approx(stats["docs"] * stats["forward_tokens_per_doc"], rel=0.02)
+    # what the old model charged (one context per document, cut to the model's context) is a third of it here
+    assert stats["forward_tokens_per_doc"] > 2.5 * min(stats["context_tokens"], model.max_length)

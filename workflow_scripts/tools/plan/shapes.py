@@ -55,6 +55,12 @@ class Shape:
         """Parameters that cost FLOPs per token: the blocks and the output head (an embedding lookup is free)."""
         return self.n_layer * self.layer_params + self.vocab * self.d_model + self.extra_params
 
+    @property
+    def scoring_params(self) -> int:
+        """Parameters that cost FLOPs per token when the model scores (a reward model): the blocks and its own
+        heads, not the vocabulary-sized LM head a checkpoint may carry (a classifier's is d x labels)."""
+        return self.n_layer * self.layer_params + self.extra_params + self.d_model
+
     def weight_bytes(self, bytes_per_param: int = 2) -> int:
         return self.params * bytes_per_param
 

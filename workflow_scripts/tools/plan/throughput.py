@@ -20,8 +20,10 @@ The FLOPs model (all of it in the file's ``flops_model``):
   tokens/s = batch / step time (entries at ``decode_batch`` sequences; a job's own batch rescales them),
   and each step also reads the batch's KV cache (:meth:`Throughput.decode_seconds`).
 
-N counts the blocks and the output head (:attr:`Shape.compute_params`). Attention's own FLOPs (a few %
-at these lengths) and the head's restriction to response positions are left out.
+N counts the blocks and the output head (:attr:`Shape.compute_params`); a reward model scoring counts its
+blocks and its own small heads (:attr:`Shape.scoring_params`: no vocabulary-sized head). Gradient checkpointing
+adds one forward of every trained token (the work model). Attention's own FLOPs (a few % at these lengths)
+and the head's restriction to scored tokens are left out.
 """
 from __future__ import annotations
 
@@ -113,7 +115,8 @@ class Throughput:
             floor = shape.n_layer * self.model["decode_step_floor_s_per_layer"][family if family != "base" else "hf"]
             compute = 2 * shape.compute_params * batch / (peak * self.model["mfu"]["prefill"])
             return batch / max(memory, floor, compute)
-        rate = peak * self.model["mfu"][phase] / (FLOPS_PER_PARAM[phase] * shape.compute_params)
+        params = shape.scoring_params if phase == "scoring" else shape.compute_params
+        rate = peak * self.model["mfu"][phase] / (FLOPS_PER_PARAM[phase] * params)
         if phase == "train_step" and family == "wasserstein":
             rate /= self.model["wasserstein_step_factor"]
         return rate

@@ -142,6 +142,12 @@ def _train_memory(shape, section, per_item, length, logit_tokens, knobs, **kw) -
                        kw.pop("double", False), knobs=knobs, **kw)
 
 
+def _recompute(section: dict, shape: Shape, trained_tokens: float) -> list:
+    """Gradient checkpointing recomputes each layer's forward in the backward: one more forward of every
+    trained token (the Wasserstein double backward differentiates through that recomputed forward)."""
+    return [Phase(shape, "forward", trained_tokens)] if section.get("gradient_checkpointing") else []
+
+
 def sft(ctx: Context, job) -> Work:
     """Causal-LM fine-tuning: epochs x texts x length of training tokens; one validation forward."""
     experiment = job.rule.split("_")[0]
@@ -152,6 +158,7 @@ def sft(ctx: Context, job) -> Work:
     work = Work(training=True, loads=[shape])
     work.phases = [Phase(shape, "train_step", cfg["epochs"] * split.train * length),
                    Phase(shape, "forward", split.validation * length)]
+    work.phases += _recompute(cfg, shape, cfg["epochs"] * split.train * length)
     work.micro_batches = (cfg["epochs"] * split.train + split.validation) / cfg["micro_batch"]
     work.memory = _train_memory(shape, cfg, 1, cfg["max_length"], cfg["max_length"], f"{experiment}.sft")
     return work
@@ -173,6 +180,7 @@ def reward_model(ctx: Context, job) -> Work:
         examples, per_item = 2 * split.train / len(rm["subsets"]), 2
     work = Work(training=True, loads=[shape])
     work.phases = [Phase(shape, "train_step", cfg["epochs"] * examples * length)]
+    work.phases += _recompute(cfg, shape, cfg["epochs"] * examples * length)
     work.micro_batches = cfg["epochs"] * examples / (per_item * cfg["micro_batch"])
     work.memory = _train_memory(shape, cfg, per_item, cfg["max_length"], 1, knobs)
     return work
@@ -244,6 +252,11 @@ def _align_setup(ctx: Context, job):
         split = ctx.splits("emotion")
         return "emotion", block["align"], block["losses"], ctx.emotion_policy, split, \
             block["pairs"]["n_prompts"] or split.train, "emotion.align"
+    if rule == "emotion_align_online":
+        block = ctx.config["emotion"]
+        split = ctx.splits("emotion")
+        return "emotion", block["online"]["align"], block["losses"], ctx.emotion_policy, split, \
+            block["pairs"]["n_prompts"] or split.train, "emotion.online.align"
     if rule == "armorm_align":
         block = ctx.config["armorm"]
         return "armorm", block["align"], block["losses"], ctx.armorm_policy, ctx.splits("armorm"), \
@@ -292,6 +305,7 @@ def align(ctx: Context, job) -> Work:
     family = "wasserstein" if variant.ambiguity == "wasserstein" else "base"
     work = Work(training=True, loads=[policy])
     work.phases.append(Phase(policy, "train_step", trained_pairs * seq_tokens, family))
+    work.phases += _recompute(cfg, policy, trained_pairs * seq_tokens)
     micro_per_rank = cfg["global_batch"] / (cfg["micro_batch"] * gpus)
     separable = variant.ambiguity == "none" or (family == "wasserstein" and losses["wasserstein_form"] == "pointwise")
     forward_pairs = 0
@@ -308,7 +322,7 @@ def align(ctx: Context, job) -> Work:
     work.micro_batches = (trained_pairs + forward_pairs) / cfg["micro_batch"]
     resident = ()
     if online:
-        scorer = ctx.armorm_reward
+        scorer = ctx.emotion_reward if experiment == "emotion" else ctx.armorm_reward
         sampled = 2 * iterations * iteration_batch
         work.phases += _generate(ctx, policy, sampled, prompt, cfg["max_new_tokens"],
                                  max(1, 2 * iteration_batch // gpus), 2, backend="hf")
@@ -370,8 +384,8 @@ def lm_eval(ctx: Context, job) -> Work:
             auto = None if batch else AutoBatch(64, 0.9, t["context_tokens"] + t["generated_tokens"])
             work.phases += _generate(ctx, policy, docs, t["context_tokens"], t["generated_tokens"], batch or 64,
                                      backend=cfg.get("backend", "hf"), auto=auto)
-        else:
-            work.phases.append(Phase(policy, "forward", docs * t["context_tokens"]))
+        else:   # log-likelihood requests: what the harness forwards per document (k choices unless shared)
+            work.phases.append(Phase(policy, "forward", docs * t.get("forward_tokens_per_doc", t["context_tokens"])))
     work.memory = InferMemory((policy,), batch or 32, 2048)
     return work
 
@@ -392,8 +406,10 @@ RULES: dict[str, Callable] = {
     "emotion_sft": sft, "hh_sft": sft,
     "emotion_reward_model": reward_model, "hh_reward_model": reward_model,
     "emotion_pairs": pairs, "armorm_completions": pairs, "armorm_scores": pairs, "hh_completions": pairs,
-    "emotion_align": align, "armorm_align": align, "armorm_align_online": align, "hh_align": align,
-    "emotion_evaluate": evaluate, "emotion_evaluate_sft": evaluate, "armorm_evaluate": evaluate,
+    "emotion_align": align, "emotion_align_online": align, "armorm_align": align, "armorm_align_online": align,
+    "hh_align": align,
+    "emotion_evaluate": evaluate, "emotion_evaluate_sft": evaluate, "emotion_evaluate_online": evaluate,
+    "armorm_evaluate": evaluate,
     "armorm_evaluate_base": evaluate, "armorm_evaluate_online": evaluate, "hh_evaluate": evaluate,
     "hh_evaluate_sft": evaluate,
     "lm_eval_armorm": lm_eval, "lm_eval_armorm_base": lm_eval, "lm_eval_hh": lm_eval, "lm_eval_hh_sft": lm_eval,
