@@ -13,6 +13,8 @@ wildcard_constraints:
 
 
 rule armorm_prompts:
+    input:
+        A.source_files(),
     output:
         multiext(f"{ARMORM}/prompts/", "train.parquet", "validation.parquet", "test.parquet"),
     conda:

@@ -23,6 +23,7 @@ from workflow_scripts.core.workflow import (
     hparam_flag,
     input_parent,
     launch,
+    missing_scheduler_commands,
     model_spec_arg,
     output_stem,
     run_label,
@@ -35,3 +36,11 @@ PRESET = config["preset"]
 RESULTS = W.results
 LOGS = f"logs/{PRESET}"
 BENCHMARKS = f"benchmarks/{PRESET}"
+
+
+# Before any job is submitted (not on dry runs): a cluster executor whose commands are missing stops here, in
+# one line, instead of failing every submission after retries.
+onstart:
+    problem = missing_scheduler_commands(getattr(workflow.executor_plugin, "name", None))
+    if problem:
+        sys.exit(f"Error: {problem}")

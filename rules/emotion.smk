@@ -7,6 +7,8 @@ EMOTION = E.root
 
 
 rule emotion_data:
+    input:
+        E.source_files(),
     output:
         directory(f"{EMOTION}/data"),
     conda:

@@ -16,6 +16,8 @@ wildcard_constraints:
 
 
 rule hh_data:
+    input:
+        H.source_files(),
     output:
         prompts=multiext(f"{HH}/data/prompts/", "train.parquet", "validation.parquet", "test.parquet"),
         preferences=H.preference_files(),

@@ -142,7 +142,6 @@ MALFORMED = [
     ({"lm_eval": {"skip_tasks": ["leaderboard_gpqa_typo"], "demo_task": False}}, "lm_eval.skip_tasks"),
     ({"lm_eval": {"armorm_pairs": ["no+pair"]}}, "lm_eval.armorm_pairs"),
     ({"lm_eval": {"hh_preferences": {"aggregations": ["mixture"], "scales": [123]}}}, "lm_eval.hh_preferences.scales"),
-    ({"lm_eval": {"apply_chat_template": True}}, "lm_eval.apply_chat_template"),
     ({"lm_eval": {"batch_size": 0}}, "lm_eval.batch_size"),
     ({"lm_eval": {"harness_seeds": [0, 1]}}, "lm_eval.harness_seeds"),
     ({"lm_eval": {"backend": "openai"}}, "lm_eval.backend"),

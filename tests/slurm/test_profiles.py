@@ -69,7 +69,7 @@ def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_hom
                        env={"XDG_CONFIG_HOME": str(xdg_config_home)})
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    assert "Using profile slurm" in out
+    assert "Using profile slurm" in out or "Using profiles slurm and workflow specific profile profiles/default" in out
     counts = job_counts(out)
     assert {k: counts.get(k) for k in expected} == expected
 

@@ -31,6 +31,7 @@ from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.core.models import job_device, load_tokenizer
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_completions")
 
@@ -132,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -36,6 +36,7 @@ from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.armorm.model import SCORE_COLUMNS
 from workflow_scripts.core.models import job_device, load_tokenizer
 from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("evaluate_armorm")
 
@@ -117,4 +118,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -18,6 +18,7 @@ import pandas as pd
 from workflow_scripts.armorm.completions import chat_prompt_ids
 from workflow_scripts.core.io import setup_logging, write_frame_atomic
 from workflow_scripts.core.models import load_tokenizer
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_online")
 
@@ -42,4 +43,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

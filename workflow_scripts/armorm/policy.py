@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from workflow_scripts.core.io import AtomicDirectory, setup_logging
 from workflow_scripts.core.tokenizer import byte_level_bpe
 from workflow_scripts.core.models import FAST_ATTENTION
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_policy")
 
@@ -107,4 +108,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
 from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_prefs")
 
@@ -140,4 +141,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, write_frame_atomic
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_prompts")
 
@@ -87,7 +88,9 @@ def generate_prompts(n: int, seed: int, context_words: int = 0) -> list[str]:
 
 def _read(path: Path) -> pd.DataFrame:
     if path.suffix == ".jsonl":
-        return pd.read_json(path, lines=True, dtype=False)
+        from workflow_scripts.core.io import read_jsonl
+
+        return read_jsonl(path)           # file:line on a malformed line
     if path.suffix == ".csv":
         return pd.read_csv(path, keep_default_na=False, na_values=[])
     return pd.read_parquet(path)
@@ -175,4 +178,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -72,6 +72,7 @@ from workflow_scripts.core.report.tables import (  # noqa: E402
     write_table,
 )
 from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
+from workflow_scripts.core.cli import run  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.armorm.report")
 
@@ -364,4 +365,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

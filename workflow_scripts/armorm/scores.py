@@ -24,6 +24,7 @@ from workflow_scripts.core.io import setup_logging
 from workflow_scripts.core.models import job_device
 from workflow_scripts.armorm.model import SCORE_COLUMNS, ArmoRMScorer
 from workflow_scripts.core.shards import run_sharded
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_scores")
 
@@ -83,4 +84,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -35,6 +35,7 @@ from transformers import AutoTokenizer, LlamaConfig
 
 from workflow_scripts.core.io import AtomicDirectory, setup_logging
 from workflow_scripts.armorm.model import OBJECTIVES, ArmoRMGatingRewardModel
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_standin")
 
@@ -99,4 +100,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -5,7 +5,7 @@ import json
 import shlex
 
 from workflow_scripts.core.grid import expand_grid, training_pairs
-from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags
+from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags, local_directory, split_files
 
 #: The online regime scores fresh samples with this Scorer.
 SCORER = "workflow_scripts.armorm.model:ArmoRMScorer"
@@ -25,6 +25,13 @@ class ArmoRMRules:
         self.online_runs = (expand_grid(online["variants"], self.cfg["radii"], online["hparams"],
                                         workflow.config["seeds"]) if "online" in self.cfg["regimes"] else [])
         self.offline_runs = self.runs if "offline" in self.cfg["regimes"] else []
+
+    def source_files(self) -> list[str]:
+        """A local prompt directory's split files (the prompts rule's inputs)."""
+        source = self.cfg["prompts"]["source"]
+        if not local_directory(source):
+            return []
+        return [f for split in ("train", "validation", "test") for f in split_files(source, split)]
 
     def pair(self, wildcards) -> dict:
         """The training pair named by the ``pair`` wildcard: {name, objectives, weights}."""

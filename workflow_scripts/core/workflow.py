@@ -66,6 +66,45 @@ def model_spec_arg(spec) -> str:
     return json.dumps(spec, sort_keys=True) if isinstance(spec, dict) else str(spec)
 
 
+# ----------------------------------------------------------------------------- local data sources
+#: File formats of local data splits.
+DATA_FORMATS = ("jsonl", "jsonl.gz", "csv", "parquet")
+
+
+def split_files(directory, split: str) -> list[str]:
+    """The files that hold ``split`` in a local data directory (``<split>.jsonl``, ``.jsonl.gz``, ``.csv`` or
+    ``.parquet``): a rule lists them as inputs, so editing one reruns what depends on it."""
+    from pathlib import Path
+
+    base = Path(directory).expanduser()
+    return [str(base / f"{split}.{fmt}") for fmt in DATA_FORMATS if (base / f"{split}.{fmt}").is_file()]
+
+
+def local_directory(source) -> bool:
+    """Whether a data source names an existing local directory (else a hub id or "generated")."""
+    from pathlib import Path
+
+    return source not in (None, "generated") and Path(str(source)).expanduser().is_dir()
+
+
+#: The commands each cluster executor plugin calls on the submit host.
+SCHEDULER_COMMANDS = {"slurm": ("sbatch", "sacct", "squeue", "scancel")}
+
+
+def missing_scheduler_commands(executor: str | None) -> str | None:
+    """A one-line reason not to start, when the executor's scheduler commands are not on PATH (e.g. ``--profile
+    slurm`` on a laptop: without this, every job's submission fails after retries, one by one)."""
+    import shutil
+
+    needed = SCHEDULER_COMMANDS.get(executor or "", ())
+    missing = [c for c in needed if shutil.which(c) is None]
+    if not missing:
+        return None
+    return (f"the {executor} executor needs {', '.join(needed)} on PATH, and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not: run on the cluster's login node, or leave out "
+            f"--profile {executor} (profiles/local runs here)")
+
+
 # ----------------------------------------------------------------------------- functions of a job
 def hparam_flag(wildcards) -> str:
     """The base hyperparameter of an alignment job, from its ``hp`` wildcard: ``--eta=10`` or ``--beta=0.1``."""

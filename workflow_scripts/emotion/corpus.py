@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.emotion.data import EMOTION_LABELS, FORMATS, SPLITS, write_split
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger(__name__)
 
@@ -221,4 +222,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main, sys.argv[1:])

@@ -48,8 +48,9 @@ def _find_split_file(directory: Path, split: str) -> Path:
 
 def _read_file(path: Path) -> pd.DataFrame:
     if path.suffix == ".jsonl":
-        # dtype=False keeps pandas from guessing types; labels are checked below.
-        return pd.read_json(path, lines=True, dtype=False)
+        from workflow_scripts.core.io import read_jsonl
+
+        return read_jsonl(path)          # file:line on a malformed line; types are checked below
     if path.suffix == ".csv":
         # keep_default_na=False so that a literal text like "null" stays text;
         # genuinely empty cells become "" and are caught as empty texts.

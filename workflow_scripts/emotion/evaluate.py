@@ -26,6 +26,7 @@ from workflow_scripts.core.mixtures import MIXTURES, mix
 from workflow_scripts.core.models import job_device, load_tokenizer
 from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("evaluate")
 
@@ -113,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

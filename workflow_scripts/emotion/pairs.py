@@ -27,6 +27,7 @@ from workflow_scripts.core.pairs import make_pairs
 from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 from workflow_scripts.emotion.data import load_emotion_split
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("pairs")
 
@@ -134,4 +135,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ import numpy as np
 from workflow_scripts.core.io import AtomicDirectory, setup_logging
 from workflow_scripts.emotion.data import FORMATS, SPLITS, is_local_source, load_emotion_split, write_split
 from workflow_scripts.emotion.corpus import generate_corpus
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("data")
 
@@ -79,4 +80,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -84,6 +84,7 @@ from workflow_scripts.core.report.tables import (  # noqa: E402
     write_table,
 )
 from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
+from workflow_scripts.core.cli import run  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.emotion.report")
 
@@ -568,4 +569,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

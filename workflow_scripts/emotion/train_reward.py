@@ -37,6 +37,7 @@ from workflow_scripts.core.train.engine import (add_training_args, make_engine, 
                                                start_training_job)
 from workflow_scripts.core.train.sft import make_checkpointer, model_spec
 from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("reward_model")
 
@@ -227,4 +228,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import shlex
 
 from workflow_scripts.core.grid import expand_grid
-from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags
+from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags, local_directory, split_files
 
 #: The online regime labels fresh samples with this Scorer (the reward model; unused offline).
 SCORER = "workflow_scripts.emotion.reward:EmotionScorer"
@@ -24,6 +24,13 @@ class EmotionRules:
         self.online_seeds = [int(s) for s in (online["seeds"] or workflow.config["seeds"])]
         self.online_runs = (expand_grid(online["variants"], self.cfg["radii"], online["hparams"], self.online_seeds)
                             if "online" in regimes else [])
+
+    def source_files(self) -> list[str]:
+        """A local dataset's split files (the data rule's inputs: an edited file reruns what depends on it)."""
+        source = self.cfg["dataset"]
+        if not local_directory(source):
+            return []
+        return [f for split in ("train", "validation", "test") for f in split_files(source, split)]
 
     def pairs_path(self, wildcards) -> str:
         """The preference pairs a training seed uses (its own with emotion.pairs.per_seed); the online regime's

@@ -30,6 +30,7 @@ from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sam
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.hh.data import HUMAN
 from workflow_scripts.hh.reward import ensemble
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_completions")
 
@@ -125,4 +126,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

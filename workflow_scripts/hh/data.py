@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import AtomicDirectory, setup_logging, write_frame_atomic
+from workflow_scripts.core.io import AtomicDirectory, read_jsonl, setup_logging, write_frame_atomic
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_data")
 
@@ -80,7 +81,7 @@ def load_subset(source: str, subset: str, split: str) -> pd.DataFrame:
     path = Path(source).expanduser()
     if path.is_dir():
         file = _local_file(path, subset, split)
-        return pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_json(file, lines=True, dtype=False)
+        return pd.read_parquet(file) if file.suffix == ".parquet" else read_jsonl(file)
     from datasets import load_dataset  # imported lazily: slow, and unused for local sources
 
     return load_dataset(source, data_dir=subset, split=split).to_pandas()
@@ -165,4 +166,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

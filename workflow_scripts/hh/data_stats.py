@@ -24,6 +24,7 @@ import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.hh.data import HUMAN, keep_by_length, load_subset, pairs_of
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_data_stats")
 
@@ -129,4 +130,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

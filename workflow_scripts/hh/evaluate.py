@@ -27,6 +27,7 @@ from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 from workflow_scripts.hh.completions import sample
 from workflow_scripts.hh.reward import ensemble
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_evaluate")
 
@@ -112,4 +113,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -33,6 +33,7 @@ import pandas as pd
 from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
 from workflow_scripts.core.mixtures import bradley_terry_labels
 from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_prefs")
 
@@ -149,4 +150,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

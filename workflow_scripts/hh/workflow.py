@@ -6,7 +6,7 @@ import shlex
 from typing import NamedTuple
 
 from workflow_scripts.core.grid import Run, expand_grid
-from workflow_scripts.core.workflow import Workflow, cli_flags, model_spec_arg
+from workflow_scripts.core.workflow import Workflow, cli_flags, model_spec_arg, local_directory, split_files
 
 
 class HHRun(NamedTuple):
@@ -92,6 +92,14 @@ class HHRules:
         return [f"{self.root}/data/preferences/{subset}/{split}.parquet" for split in ("train", "validation")]
 
     # ------------------------------------------------------------------ data
+    def source_files(self) -> list[str]:
+        """A local dialogue directory's files, ``<dir>/<subset>/{train,test}.*`` (the data rule's inputs)."""
+        source = self.cfg["data"]["source"]
+        if not local_directory(source):
+            return []
+        return [f for subset in self.cfg["data"]["subsets"] for split in ("train", "test")
+                for f in split_files(f"{source}/{subset}", split)]
+
     def data_flags(self) -> str:
         data = self.cfg["data"]
         flags = cli_flags(data, ["source", "subsets", "min_prompt_tokens", "max_prompt_tokens", "n_train",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from workflow_scripts.core.cli import run
 
 GROUP = "dro_rebel_demo"
 
@@ -138,4 +139,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

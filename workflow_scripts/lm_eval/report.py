@@ -40,6 +40,7 @@ from workflow_scripts.core.report.tables import (  # noqa: E402
     write_table,
 )
 from workflow_scripts.lm_eval.normalize import BENCHMARKS, leaderboard_scores, task_scores  # noqa: E402
+from workflow_scripts.core.cli import run  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.lm_eval.report")
 
@@ -183,4 +184,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from workflow_scripts.core.io import setup_logging, write_json_atomic
+from workflow_scripts.core.cli import run
 
 log = logging.getLogger("workflow_scripts.lm_eval.run")
 
@@ -153,4 +154,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

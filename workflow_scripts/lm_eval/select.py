@@ -25,6 +25,7 @@ import pandas as pd
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.report.aggregate import over_seeds
 from workflow_scripts.core.report.selection import SELECTION_SPLIT
+from workflow_scripts.core.cli import run
 
 log = logging.getLogger("workflow_scripts.lm_eval.select")
 
@@ -111,4 +112,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

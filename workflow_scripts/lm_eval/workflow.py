@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import NamedTuple
 
 from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags
@@ -152,7 +153,14 @@ class LMEvalRules:
         return [t for t in self.cfg["tasks"] if t not in self.cfg["skip_tasks"]]
 
     def demo_input(self) -> dict:
-        return {"demo_task": f"{self.root}/demo_task"} if self.cfg["demo_task"] else {}
+        """The tasks' own files as inputs: the demo task group the workflow writes, or every file under a local
+        ``include_path`` (task YAMLs and their data: editing one reruns the lm-eval jobs)."""
+        if self.cfg["demo_task"]:
+            return {"demo_task": f"{self.root}/demo_task"}
+        path = self.cfg["include_path"]
+        if path and Path(path).expanduser().is_dir():
+            return {"local_tasks": sorted(str(p) for p in Path(path).expanduser().rglob("*") if p.is_file())}
+        return {}
 
     def harness_flags(self, wildcards, input) -> str:
         """The harness settings every lm-eval job shares (config lm_eval)."""

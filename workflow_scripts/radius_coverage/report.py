@@ -54,6 +54,7 @@ from scipy.stats import chi2 as chi2_law  # noqa: E402
 from workflow_scripts.core.report.tables import atomic_path, save_figure, write_table  # noqa: E402
 
 from workflow_scripts.radius_coverage.model import BASES, SETS  # noqa: E402
+from workflow_scripts.core.cli import run  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.radius_coverage.report")
 
@@ -311,4 +312,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

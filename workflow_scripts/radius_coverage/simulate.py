@@ -37,6 +37,7 @@ from workflow_scripts.core.report.tables import atomic_path
 
 from workflow_scripts.radius_coverage.estimators import fit, fit_nonrobust
 from workflow_scripts.radius_coverage.model import BASES, SETS, divergence, ground_cost, make_problem, sample_counts
+from workflow_scripts.core.cli import run
 
 log = logging.getLogger("workflow_scripts.radius_coverage.simulate")
 
@@ -152,4 +153,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

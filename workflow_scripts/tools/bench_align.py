@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from workflow_scripts.core.cli import run
 
 #: Model shapes (random weights; parameter counts checked against the real models in tests).
 SHAPES = {
@@ -291,4 +292,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

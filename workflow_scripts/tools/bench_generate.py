@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from workflow_scripts.core.cli import run
 
 BACKENDS = ("hf-old", "hf", "vllm")
 VLLM_PYTHON_ENV = "DRO_REBEL_VLLM_PYTHON"
@@ -255,4 +256,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

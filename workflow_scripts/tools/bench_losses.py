@@ -43,6 +43,7 @@ import torch
 
 from workflow_scripts.core.losses import get_variant, robust_objective
 from workflow_scripts.core.losses.registry import BASE_HPARAM, VARIANTS
+from workflow_scripts.core.cli import run
 
 PRESETS = {
     "gpt2-124m": {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab_size": 50257},
@@ -382,4 +383,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from workflow_scripts.core.cli import run
 
 IMPORTS = "import torch, transformers, deepspeed"
 
@@ -191,4 +192,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from workflow_scripts.core.io import setup_logging, write_json_atomic
+from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("canary")
 
@@ -141,4 +142,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -15,6 +15,7 @@ import csv
 import glob
 import json
 from pathlib import Path
+from workflow_scripts.core.cli import run
 
 
 def _read(path: Path) -> str | None:
@@ -100,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

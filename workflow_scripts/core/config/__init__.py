@@ -62,6 +62,10 @@ def _describe(error) -> str:
     if v == "required":
         return f"config key '{key}' is missing a required entry: {error.message.split(' is ')[0]}"
     if v == "oneOf":
+        # the alternative that came closest (e.g. a list whose one entry is wrong): name that entry
+        deepest = max(error.context or [], key=lambda e: len(e.absolute_path), default=None)
+        if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+            return _describe(deepest)
         return f"config key '{key}' has an invalid value {error.instance!r}: {error.schema.get('description', 'see the schema')}"
     if v in _TEMPLATES:
         return f"config key '{key}' " + _TEMPLATES[v].format(limit=error.validator_value, got=error.instance)
@@ -106,6 +110,10 @@ def _armorm_errors(config: dict) -> list[str]:
         looks_like_path = prompts["source"].startswith(("/", "./", "../", "~"))
         if not path.is_dir() and (looks_like_path or not _HUB_ID.match(prompts["source"])):
             errors.append(f"config key 'armorm.prompts.source': prompt directory {prompts['source']!r} does not exist")
+        elif path.is_dir() and (_missing_splits(path, ("train",)) or
+                                len(_missing_splits(path, ("test", "validation"))) == 2):
+            errors.append(f"config key 'armorm.prompts.source': prompt directory {prompts['source']!r} needs a train "
+                          "split and a test (or validation) split (.jsonl / .csv / .parquet)")
     if prompts["n_train"] and prompts["n_validation"] >= prompts["n_train"]:
         errors.append(f"config key 'armorm.prompts.n_validation' ({prompts['n_validation']}) must be smaller than "
                       f"n_train ({prompts['n_train']}): the validation prompts are held out of the training prompts")
@@ -151,11 +159,22 @@ def _fits_error(experiment: str, completions: dict, align_key: str, align: dict)
     return None
 
 
+def _missing_splits(directory: Path, splits) -> list[str]:
+    """The splits among ``splits`` that have no file (``<split>.jsonl[.gz]/.csv/.parquet``) in ``directory``."""
+    from workflow_scripts.core.workflow import split_files
+
+    return [s for s in splits if not split_files(directory, s)]
+
+
 def _dataset_error(key: str, source: str, generated: Any) -> str | None:
     if source == "generated":
         return None if generated else f"config key '{key}' is 'generated' but 'emotion.generate_dataset' is not set"
     path = Path(source).expanduser()
     if path.is_dir():
+        missing = _missing_splits(path, ("train", "validation"))
+        if missing:
+            return (f"config key '{key}': dataset directory {source!r} has no {' and no '.join(missing)} split "
+                    "(train.jsonl and validation.jsonl, or .csv / .parquet, are needed; test is optional)")
         return None
     looks_like_path = source.startswith(("/", "./", "../", "~")) or path.suffix in (".jsonl", ".csv", ".parquet")
     if looks_like_path or not _HUB_ID.match(source):
@@ -246,6 +265,18 @@ def _hh_errors(config: dict) -> list[str]:
     data = hh["data"]
     if data["source"] == "generated" and not data["generate"]:
         errors.append("config key 'hh.data.source' is 'generated' but 'hh.data.generate' is not set")
+    elif data["source"] != "generated":
+        path = Path(data["source"]).expanduser()
+        looks_like_path = data["source"].startswith(("/", "./", "../", "~"))
+        if path.is_dir():
+            for subset in data["subsets"]:
+                missing = _missing_splits(path / subset, ("train", "test"))
+                if missing:
+                    errors.append(f"config key 'hh.data.source': {data['source']!r} has no {' and no '.join(missing)} "
+                                  f"split for subset {subset!r} ({subset}/train.jsonl[.gz] and {subset}/test.jsonl[.gz] "
+                                  "are needed)")
+        elif looks_like_path or not _HUB_ID.match(data["source"]):
+            errors.append(f"config key 'hh.data.source': dialogue directory {data['source']!r} does not exist")
     return errors
 
 
@@ -274,10 +305,22 @@ def _lm_eval_errors(config: dict) -> list[str]:
             if missing:
                 errors.append(f"config key 'lm_eval.hh_preferences.{key}' names {missing}, not in hh.preferences.{key} "
                               f"{have}")
-        built = [p["name"] for p in hh["policies"] if isinstance(p["model"], dict)]
-        if built and lm["apply_chat_template"] is True:
-            errors.append(f"config key 'lm_eval.apply_chat_template' is true but the HH policies {built} are built from "
-                          "a config and have no chat template; set it to auto (chat template where there is one)")
+    include = lm["include_path"]
+    if include and not Path(include).expanduser().is_dir():
+        errors.append(f"config key 'lm_eval.include_path': task directory {include!r} does not exist")
+    elif not lm["demo_task"]:
+        from workflow_scripts.lm_eval.task_index import known_tasks
+
+        try:
+            known = known_tasks(include)
+        except ValueError as problem:
+            errors.append(f"config key 'lm_eval.enabled': {problem}")
+        else:
+            for i, task in enumerate(lm["tasks"]):
+                if task not in known:
+                    close = sorted(k for k in known if task.split("_")[0] in k)[:5]
+                    errors.append(f"config key 'lm_eval.tasks[{i}]': the installed lm-eval knows no task {task!r}"
+                                  + (f" (similar: {', '.join(close)})" if close else ""))
     return errors
 
 

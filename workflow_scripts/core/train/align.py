@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
+from workflow_scripts.core.cli import run
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything, write_run_info
 from workflow_scripts.core.generation import build_pair_batch, forward_logprob, stop_token_ids
@@ -513,4 +514,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from workflow_scripts.core.cli import run
 from workflow_scripts.core.io import read_texts, setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import write_run_info
 from workflow_scripts.core.models import build_causal_lm, load_tokenizer
@@ -126,4 +127,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

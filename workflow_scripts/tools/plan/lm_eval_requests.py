@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import defaultdict
+from workflow_scripts.core.cli import run
 
 
 def leaf_tasks(names, include_path=None) -> dict:
@@ -102,4 +103,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
