@@ -192,3 +192,37 @@ def test_online_dpo_is_the_same_run_on_one_or_two_processes(tiny, tmp_path):
     assert one["objective"].tolist() == pytest.approx(two["objective"].tolist(), abs=1e-5)       # same labels
     for name, value in params_one.items():
         assert torch.allclose(value, params_two[name], atol=1e-5), name
+
+
+# ----------------------------------------------------------------------------- preference metrics, TensorBoard
+def test_preference_metrics_by_hand():
+    from workflow_scripts.core.train.align import preference_metrics
+
+    ratio = torch.tensor([[0.5, -0.5], [0.2, 0.4], [-1.0, 1.0]], dtype=torch.float64)
+    winner = torch.tensor([0, 0, 1])
+    m = preference_metrics(ratio, winner)
+    # chosen 0.5, 0.2, 1.0; rejected -0.5, 0.4, -1.0; margins 1.0, -0.2, 2.0
+    assert m["chosen_logratio"] == pytest.approx(1.7 / 3) and m["rejected_logratio"] == pytest.approx(-1.1 / 3)
+    assert m["margin"] == pytest.approx(2.8 / 3) and m["preference_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_an_alignment_job_writes_its_scalars_for_tensorboard(tiny, tmp_path):
+    """history.csv and the TensorBoard event files carry the same points, the TRL-style metrics among them;
+    at step 0 (policy = reference) every log-ratio is 0, so the margin is 0 and no pair is ranked right."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "dpo"
+    cmd = [sys.executable, "-m", "workflow_scripts.core.train.align", "--pairs", str(tiny["pairs"]), "--policy",
+           str(tiny["policy"]), "--out", str(out), "--variant", "kl-dpo", "--radius", "0.5", "--beta", "0.1",
+           "--seed", "0", "--iterations", "3", "--global-batch", "16", "--micro-batch", "8", "--lr", "1e-3",
+           "--max-length", "24"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = pd.read_csv(out / "history.csv")
+    assert history.loc[0, "margin"] == 0.0 and history.loc[0, "preference_accuracy"] == 0.0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    for metric in ("objective", "margin", "preference_accuracy", "chosen_logratio", "ess_fraction"):
+        points = events.Scalars(f"align/{metric}")
+        assert [p.step for p in points] == history["step"].tolist()
+        assert [p.value for p in points] == pytest.approx(history[metric].tolist(), rel=1e-6, abs=1e-7)

@@ -92,3 +92,12 @@ def test_conda_env_mirrors_pyproject_pins():
     env = yaml.safe_load((REPO / "rules/envs/train.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert set(pip) == pins
+
+
+@pytest.mark.slow
+def test_one_tensorboard_logdir_shows_every_training_run_of_the_preset(mini_run):
+    results = mini_run / "results/mini"
+    trained = [p.parent for p in results.rglob("history.csv")] + [p.parent for p in results.rglob("metrics.json")
+                                                                  if (p.parent / "run_info.json").exists()]
+    missing = sorted(str(d.relative_to(results)) for d in set(trained) if not list((d / "tensorboard").glob("events.*")))
+    assert trained and not missing, missing

@@ -21,6 +21,7 @@ examples; ``curve`` is the learning curve (training loss, validation accuracy an
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import logging
 import time
 
@@ -36,6 +37,7 @@ from workflow_scripts.emotion.reward import REWARD_EMOTIONS
 from workflow_scripts.core.train.engine import (add_training_args, make_engine, run_info_fields, save_model,
                                                start_training_job)
 from workflow_scripts.core.train.sft import make_checkpointer, model_spec
+from workflow_scripts.core.train.scalars import ScalarLog
 from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
 from workflow_scripts.core.cli import run
 
@@ -196,10 +198,13 @@ def main(argv=None):
                 "validation_single_auc_mean": float(np.nanmean(list(m["single_roc_auc"].values())))}
 
     checkpointer = make_checkpointer(engine, args, world, rank)
+    scalars = ScalarLog(Path(args.metrics).parent / "tensorboard", rank, prefix="reward_model")
     with clock.phase("training"):
         history = train_supervised(engine, len(train_x), make_batch, lambda eng, b: eng(**b).loss, split, args.epochs,
                                    args.seed, rank, device, desc="reward model", checkpointer=checkpointer,
-                                   evaluate=curve_point, eval_every=args.eval_every or total, clock=clock)
+                                   evaluate=curve_point, eval_every=args.eval_every or total, clock=clock,
+                                   scalars=scalars)
+        scalars.close()
     with clock.phase("evaluation"):
         metrics = {"train_examples": len(train_x), "train_texts_too_long": dropped, "steps": len(history),
                    "train_loss_final": history[-1]["loss"]}

@@ -26,6 +26,7 @@ from workflow_scripts.core.runinfo import write_run_info
 from workflow_scripts.core.train.engine import (add_training_args, make_engine, run_info_fields, save_model,
                                                start_training_job)
 from workflow_scripts.core.train.sft import make_checkpointer, model_spec
+from workflow_scripts.core.train.scalars import ScalarLog
 from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
 from workflow_scripts.core.cli import run
 
@@ -80,10 +81,12 @@ def main(argv=None):
                                         precision=precision,
                                         gradient_checkpointing=args.gradient_checkpointing == "true")
     checkpointer = make_checkpointer(engine, args, world, rank)
+    scalars = ScalarLog(Path(args.metrics).parent / "tensorboard", rank, prefix="reward_model")
     with clock.phase("training"):
         history = train_supervised(engine, len(train), lambda idx: make_batch(train, idx),
                                    lambda eng, b: pairwise_loss(eng, b), split, args.epochs, args.seed, rank, device,
-                                   desc="reward model", checkpointer=checkpointer, clock=clock)
+                                   desc="reward model", checkpointer=checkpointer, clock=clock, scalars=scalars)
+        scalars.close()
 
     def margins(m, b):
         rewards = m(**b).logits[:, 0].float()

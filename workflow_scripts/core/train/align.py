@@ -116,31 +116,51 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- data
 @dataclass
 class Pairs:
-    """Pairs oriented for a base: column 0 = y1 (REBEL) or the chosen completion (DPO)."""
+    """Pairs oriented for a base: column 0 = y1 (REBEL) or the chosen completion (DPO); ``winner`` is the column
+    of the Bradley-Terry winner (always 0 for DPO), for the preference metrics of every variant."""
 
     prompts: list
     first: list
     second: list
     reward: torch.Tensor      # (n, 2)
+    winner: torch.Tensor      # (n,) long: 0 or 1
 
     def __len__(self) -> int:
         return len(self.prompts)
 
     def take(self, idx) -> "Pairs":
         idx = np.asarray(idx)
+        rows = torch.as_tensor(idx, dtype=torch.long)
         return Pairs([self.prompts[i] for i in idx], [self.first[i] for i in idx], [self.second[i] for i in idx],
-                     self.reward[torch.as_tensor(idx, dtype=torch.long)])
+                     self.reward[rows], self.winner[rows])
 
 
 def orient(df: pd.DataFrame, base: str) -> Pairs:
     """REBEL keeps (y1, y2) as sampled; DPO puts the Bradley-Terry winner in column 0."""
     y1, y2 = list(df["y1_ids"]), list(df["y2_ids"])
     r = torch.tensor(np.stack([df["r1"], df["r2"]], axis=1), dtype=torch.float32)
+    winner = torch.as_tensor(1 - df["label"].to_numpy(dtype=np.int64))         # label 1: y1 preferred
     if base == "dpo":
         swap = df["label"].to_numpy() == 0
         y1, y2 = [b if s else a for a, b, s in zip(y1, y2, swap)], [a if s else b for a, b, s in zip(y1, y2, swap)]
         r = torch.where(torch.tensor(swap)[:, None], r.flip(1), r)
-    return Pairs(list(df["prompt_ids"]), y1, y2, r)
+        winner = torch.zeros(len(df), dtype=torch.long)
+    return Pairs(list(df["prompt_ids"]), y1, y2, r, winner)
+
+
+def preference_metrics(ratio: torch.Tensor, winner: torch.Tensor) -> dict:
+    """TRL's preference metrics over the step's global batch, from the policy's log-ratios to the reference
+    (``ratio``: (n, 2), this rank's pairs; ``winner``: the Bradley-Terry winner's column) at the step's forward:
+    the chosen and rejected log-ratios (means), their margin, and the implicit-reward accuracy (the share of
+    pairs whose margin has the label's sign)."""
+    rows = torch.arange(len(winner))
+    chosen, rejected = ratio[rows, winner], ratio[rows, 1 - winner]
+    margin = chosen - rejected
+    sums = all_reduce_(torch.stack([chosen.sum(), rejected.sum(), margin.sum(), (margin > 0).double().sum(),
+                                    torch.tensor(float(len(winner)), dtype=torch.float64)]))
+    n = sums[4]
+    return {"chosen_logratio": float(sums[0] / n), "rejected_logratio": float(sums[1] / n),
+            "margin": float(sums[2] / n), "preference_accuracy": float(sums[3] / n)}
 
 
 def all_reduce_(x: torch.Tensor, op=None) -> torch.Tensor:
@@ -373,7 +393,7 @@ class Aligner:
         elif len(micro_batches) > 1:
             plan = obj.plan(SampleStats.cat([self._statistics(pairs.take(mb), anchor[mb].to(self.device))
                                              for mb in micro_batches]))
-        seen, ratios, start = [], [], 0
+        seen, ratios, winners, start = [], [], [], 0
         for mb in micro_batches:
             pb = pairs.take(mb)
             logp, embeddings = self.pair_logprobs(self.engine.module, pb, obj.needs_embeddings)
@@ -386,6 +406,7 @@ class Aligner:
             self.engine.step()
             start += len(mb)
             ratios.append(logp.detach().double().cpu() - reference[mb].double())
+            winners.append(pb.winner)
         logged = obj.plan(SampleStats.cat(seen)) if obj.separable else plan
         stats = {"objective": float(logged.value), "mean_loss": float(logged.mean_loss)}
         if logged.weights is not None:
@@ -398,6 +419,7 @@ class Aligner:
         summed = all_reduce_(torch.stack([ratio.sum(), torch.tensor(float(ratio.numel()), dtype=torch.float64)]))
         stats["logratio_ref_mean"] = float(summed[0] / summed[1])
         stats["logratio_ref_absmax"] = float(all_reduce_(ratio.abs().max(), dist.ReduceOp.MAX))
+        stats.update(preference_metrics(ratio, torch.cat(winners)))
         return stats
 
     # ------------------------------------------------------------------ the loop
@@ -434,13 +456,17 @@ class Aligner:
     def train(self) -> list[dict]:
         from tqdm.auto import tqdm
 
+        from workflow_scripts.core.train.scalars import ScalarLog
+
         a = self.args
         history, start = [], 0
         with self.clock.exclude("checkpoints"):
             resumed = self.checkpointer.resume()
+        scalars = ScalarLog(Path(a.out) / "tensorboard", self.rank, prefix="align")
         if resumed is not None:
             history, start = list(resumed["history"]), int(resumed["next_iteration"])
             set_rng_state(resumed["rng"])
+            scalars.rewrite(history)
             if self.rank == 0:
                 logger.info("resuming at iteration %d/%d", start + 1, self.iterations)
         bar = tqdm(range(start, self.iterations), desc=f"{a.variant} r={a.radius:g} seed={a.seed}",
@@ -451,6 +477,7 @@ class Aligner:
             for row in rows:
                 row["step"] = len(history)
                 history.append(row)
+                scalars.add(row)
             bar.set_postfix(objective=f"{rows[-1]['objective']:.4f}", refresh=False)
             if self.rank == 0 and (t % max(1, self.iterations // 10) == 0 or t == self.iterations - 1):
                 logger.info("iteration %d/%d %s", t + 1, self.iterations,
@@ -459,12 +486,13 @@ class Aligner:
             with self.clock.exclude("checkpoints"):
                 self.checkpointer.step_done(t + 1, lambda: {"next_iteration": t + 1, "history": history,
                                                             "rng": rng_state()})
+        scalars.close()
         return history
 
 
 HISTORY_ORDER = ("step", "iteration", "update", "minibatch", "lr", "objective", "mean_loss", "ess_fraction",
-                 "max_weight", "penalty", "logratio_ref_mean", "logratio_ref_absmax", "reward_gap_sq",
-                 "mean_reward")
+                 "max_weight", "penalty", "logratio_ref_mean", "logratio_ref_absmax", "chosen_logratio",
+                 "rejected_logratio", "margin", "preference_accuracy", "reward_gap_sq", "mean_reward")
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:

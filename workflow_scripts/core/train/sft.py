@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from workflow_scripts.core.models import build_causal_lm, load_tokenizer
 from workflow_scripts.core.train.checkpoint import Checkpointer, fingerprint_of
 from workflow_scripts.core.train.engine import (add_training_args, make_engine, run_info_fields, save_model,
                                                start_training_job)
+from workflow_scripts.core.train.scalars import ScalarLog
 from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
 
 logger = logging.getLogger("sft")
@@ -99,11 +101,13 @@ def main(argv=None):
                     len(train_rows), world, split.micro_batch, split.grad_accum, split.global_batch, total, precision)
     pad = tokenizer.pad_token_id
     checkpointer = make_checkpointer(engine, args, world, rank)
+    scalars = ScalarLog(Path(args.metrics).parent / "tensorboard", rank, prefix="sft")
     with clock.phase("training"):
         history = train_supervised(
             engine, len(train_rows), lambda idx: lm_batch([train_rows[i] for i in idx], pad),
             lambda eng, b: eng(**b).loss, split, args.epochs, args.seed, rank, device, desc="sft",
-            checkpointer=checkpointer, clock=clock)
+            checkpointer=checkpointer, clock=clock, scalars=scalars)
+        scalars.close()
 
     def token_nll(model, b):
         out = model(**b)

@@ -25,7 +25,7 @@ def steps_per_epoch(n_examples: int, split: BatchSplit) -> int:
 def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable,
                      split: BatchSplit, epochs: int, seed: int, rank: int, device, desc: str,
                      checkpointer=None, evaluate: Callable[[], dict] | None = None, eval_every: int = 0,
-                     clock=NO_CLOCK) -> list[dict]:
+                     clock=NO_CLOCK, scalars=None) -> list[dict]:
     """Seeded shuffles per epoch; each global batch is sliced over ranks, then micro-batches.
 
     ``make_batch(indices)`` returns tensors; ``loss_fn(engine, batch)`` returns a scalar loss.
@@ -34,7 +34,8 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
     order is a function of (seed, epoch), so the step count is the whole data position.
     ``evaluate()`` (every ``eval_every`` steps and at the end) adds its numbers to that step's
     row: the learning curve on held-out data. ``clock`` (a :class:`~.timing.JobClock`) counts the
-    checkpoints and the learning-curve evaluations apart from the loop.
+    checkpoints and the learning-curve evaluations apart from the loop; ``scalars`` (a
+    :class:`~.scalars.ScalarLog`) receives every row.
     """
     history = []
     per_epoch = steps_per_epoch(n_examples, split)
@@ -45,6 +46,8 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
     if resumed is not None:
         history = list(resumed["history"])
         set_rng_state(resumed["rng"])
+        if scalars is not None:
+            scalars.rewrite(history)
         logger.info("%s resuming at step %d/%d", desc, len(history) + 1, total)
     bar = tqdm(total=total, initial=len(history), desc=desc, disable=rank != 0, mininterval=5)
     engine.train()
@@ -69,6 +72,8 @@ def train_supervised(engine, n_examples: int, make_batch: Callable[[np.ndarray],
                 with clock.exclude("evaluation"):
                     row.update(evaluate())
             history.append(row)
+            if scalars is not None:
+                scalars.add(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
             if rank == 0 and (len(history) % max(1, total // 10) == 0 or len(history) == total):
