@@ -276,19 +276,18 @@ rule armorm_report:
         histories=A.histories(),
         scores=A.scale_scores(),
     output:
-        spider_pdf=report(f"{RESULTS}/figures/armorm_spider.pdf", caption="report/armorm/spider.rst",
-                          category="ArmoRM alignment", labels={"figure": "spider", "format": "pdf"}),
+        spider_pdf=f"{RESULTS}/figures/armorm_spider.pdf",
         spider_png=report(f"{RESULTS}/figures/armorm_spider.png", caption="report/armorm/spider.rst",
                           category="ArmoRM alignment", labels={"figure": "spider", "format": "png"}),
-        sweep_pdf=report(f"{RESULTS}/figures/armorm_alpha_sweep.pdf", caption="report/armorm/alpha_sweep.rst",
-                         category="ArmoRM alignment", labels={"figure": "alpha sweep", "format": "pdf"}),
+        sweep_pdf=f"{RESULTS}/figures/armorm_alpha_sweep.pdf",
         sweep_png=report(f"{RESULTS}/figures/armorm_alpha_sweep.png", caption="report/armorm/alpha_sweep.rst",
                          category="ArmoRM alignment", labels={"figure": "alpha sweep", "format": "png"}),
-        training_pdf=report(f"{RESULTS}/figures/armorm_training.pdf", caption="report/armorm/training.rst",
-                            category="ArmoRM alignment", labels={"figure": "training curves", "format": "pdf"}),
+        training_pdf=f"{RESULTS}/figures/armorm_training.pdf",
         training_png=report(f"{RESULTS}/figures/armorm_training.png", caption="report/armorm/training.rst",
                             category="ArmoRM alignment", labels={"figure": "training curves", "format": "png"}),
-        tables=multiext(f"{RESULTS}/tables/armorm_objectives", ".csv", ".md", ".tex"),
+        tables=report(f"{RESULTS}/tables/armorm_objectives.csv", caption="report/armorm/table.rst",
+                      category="ArmoRM alignment", labels={"table": "objectives"}),
+        tables_text=multiext(f"{RESULTS}/tables/armorm_objectives", ".md", ".tex"),
     localrule: True
     conda:
         "envs/plot.yaml"

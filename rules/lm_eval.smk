@@ -160,8 +160,7 @@ rule lm_eval_report:
         table_md=f"{RESULTS}/tables/lm_eval_leaderboard.md",
         table_tex=f"{RESULTS}/tables/lm_eval_leaderboard.tex",
         runs=f"{RESULTS}/tables/lm_eval_leaderboard_runs.csv",
-        figure_pdf=report(f"{RESULTS}/figures/lm_eval_vs_sft.pdf", caption="report/lm_eval/vs_sft.rst",
-                          category="Leaderboard (lm-eval)", labels={"figure": "difference to SFT", "format": "pdf"}),
+        figure_pdf=f"{RESULTS}/figures/lm_eval_vs_sft.pdf",
         figure_png=report(f"{RESULTS}/figures/lm_eval_vs_sft.png", caption="report/lm_eval/vs_sft.rst",
                           category="Leaderboard (lm-eval)", labels={"figure": "difference to SFT", "format": "png"}),
     localrule: True

@@ -32,11 +32,12 @@ rule radius_coverage_report:
     input:
         RC.csvs(),
     output:
-        pdf=report(f"{RESULTS}/figures/radius_coverage.pdf", caption="report/radius_coverage/figure.rst",
-                   category="Radius-coverage study", labels={"figure": "error and coverage", "format": "pdf"}),
+        pdf=f"{RESULTS}/figures/radius_coverage.pdf",
         png=report(f"{RESULTS}/figures/radius_coverage.png", caption="report/radius_coverage/figure.rst",
                    category="Radius-coverage study", labels={"figure": "error and coverage", "format": "png"}),
-        tables=multiext(f"{RESULTS}/tables/radius_coverage_rates", ".csv", ".md", ".tex"),
+        tables=report(f"{RESULTS}/tables/radius_coverage_rates.csv", caption="report/radius_coverage/table.rst",
+                      category="Radius-coverage study", labels={"table": "rates"}),
+        tables_text=multiext(f"{RESULTS}/tables/radius_coverage_rates", ".md", ".tex"),
         summary=f"{RC.root}/summary.csv",
     localrule: True
     conda:

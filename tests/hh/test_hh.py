@@ -319,3 +319,17 @@ def test_hh_tokenizers_carry_the_format_their_policy_trains_on(tmp_path):
     reloaded = AutoTokenizer.from_pretrained(tmp_path / "tok")
     assert reloaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == prompt
     assert response == " more"
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    from workflow_scripts.hh.report import pareto_front
+
+    points = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.2, 0.2], [0.5, 0.4], [1.0, -1.0]])
+    front = pareto_front(points)
+    assert front.tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(200, 2))
+    front = pareto_front(cloud)
+    for p in cloud:        # every point is dominated by (or is) a point of the front
+        assert any((f >= p).all() for f in front)
+    assert (np.diff(front[:, 0]) >= 0).all() and (np.diff(front[:, 1]) <= 0).all()

@@ -49,6 +49,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -228,7 +229,12 @@ def plot_spider(table: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[str],
                     tick.set_color("black" if a in seen else "0.35")
                     tick.set_fontstyle("normal" if a in seen else "italic")
                 ax.tick_params(axis="x", pad=10)
-                ax.tick_params(axis="y", labelsize=7)
+                # radial labels in the gap between the first two axes, on a white box: never on a polygon's edge
+                ax.set_rlabel_position(float(np.degrees(angles[1] / 2)))
+                ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+                ax.tick_params(axis="y", labelsize=6, colors="0.35")
+                for label in ax.get_yticklabels():
+                    label.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})
                 ax.set_title(_pair_title(spec), fontsize=9, pad=26)
             order = sorted(handles, key=variant_sort_key)
             fig.tight_layout()

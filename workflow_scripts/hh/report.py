@@ -147,6 +147,16 @@ def _selected_rows(table: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
     return table.merge(chosen[CELL], on=CELL, how="inner")
 
 
+def pareto_front(points: np.ndarray) -> np.ndarray:
+    """The non-dominated points (both coordinates maximised), sorted by the first coordinate: no other point is
+    at least as good in both and better in one."""
+    points = np.asarray(points, dtype=float)
+    keep = [i for i, p in enumerate(points)
+            if not any((q >= p).all() and (q > p).any() for j, q in enumerate(points) if j != i)]
+    front = points[keep]
+    return front[np.argsort(front[:, 0], kind="stable")]
+
+
 def plot_pareto(table: pd.DataFrame, chosen: pd.DataFrame, stem) -> dict:
     policies = list(dict.fromkeys(table["policy"]))
     largest = {p: max(table.loc[(table["policy"] == p) & (table["variant"] != "sft"), "scale"], key=scale_key)
@@ -167,6 +177,11 @@ def plot_pareto(table: pd.DataFrame, chosen: pd.DataFrame, stem) -> dict:
                     s = sft.iloc[0]
                     ax.errorbar(s["z_helpful_mean"], s["z_harmless_mean"], xerr=s["z_helpful_std"],
                                 yerr=s["z_harmless_std"], fmt="*", ms=13, color=SFT_COLOR, label="SFT")
+                points = pd.concat([rows, sft])[["z_helpful_mean", "z_harmless_mean"]].to_numpy(dtype=float)
+                front = pareto_front(points)
+                if len(front) > 1:
+                    ax.step(front[:, 0], front[:, 1], where="post", color="0.25", lw=1.0, ls=":", zorder=0,
+                            label="Pareto front")
                 ax.axhline(0, color="0.6", lw=0.8)
                 ax.axvline(0, color="0.6", lw=0.8)
                 ax.set_xlabel("mean z helpful (test prompts)")
@@ -174,8 +189,9 @@ def plot_pareto(table: pd.DataFrame, chosen: pd.DataFrame, stem) -> dict:
                 ax.set_title(f"{policy}: {largest[policy]} training pairs" if largest[policy] != "all"
                              else f"{policy}: all training pairs", fontsize=9)
                 ax.legend(fontsize=7, frameon=False, loc="best")
-            fig.suptitle("Helpfulness vs harmlessness (z-scores w.r.t. the SFT policy's training responses); "
-                         "radius and η/β chosen on validation; error bars ±1 std over seeds", fontsize=8)
+            fig.suptitle("Helpfulness vs harmlessness (z-scores w.r.t. the SFT policy's training responses);\n"
+                         "radius and η/β chosen on validation; error bars ±1 std over seeds; dotted: the Pareto "
+                         "front of the points shown", fontsize=8)
             fig.tight_layout()
             return save_figure(fig, stem)
         finally:

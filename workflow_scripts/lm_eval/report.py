@@ -122,6 +122,16 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["_e", "context", "_v"], kind="stable").drop(columns=["_e", "_v"]).reset_index(drop=True)
 
 
+def figure_title(columns: Sequence[str]) -> str:
+    """What the figure shows: the OpenLLM Leaderboard v2 only when its benchmarks are the columns, else the tasks."""
+    leaderboard = [c for c in columns if c in BENCHMARKS]
+    if leaderboard:
+        missing = [b for b in BENCHMARKS if b not in leaderboard]
+        return "OpenLLM Leaderboard v2 (lm-eval)" + (f", without {', '.join(missing)}" if missing else "")
+    tasks = sorted({c.split("/")[0] for c in columns})
+    return f"lm-eval task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"
+
+
 def plot_difference_to_sft(table: pd.DataFrame, columns: Sequence[str], stem) -> dict:
     """Per training context, each variant's (mean over seeds) minus SFT's, per benchmark; bars +- the variant's std."""
     contexts = list(dict.fromkeys(zip(table["experiment"], table["context"])))
@@ -148,7 +158,7 @@ def plot_difference_to_sft(table: pd.DataFrame, columns: Sequence[str], stem) ->
                 ax.set_title(f"{experiment}: {context}" if context else experiment, fontsize="medium")
                 ax.legend(fontsize="x-small", ncol=min(4, max(1, len(variants))), frameon=False,
                           title="variant (radius, η/β selected on validation)", title_fontsize="x-small")
-            fig.suptitle("OpenLLM Leaderboard v2 (lm-eval): each variant minus the SFT policy; bars ±1 std over seeds",
+            fig.suptitle(f"{figure_title(columns)}: each variant minus the SFT policy; bars ±1 std over seeds",
                          fontsize="medium")
             fig.tight_layout()
             return save_figure(fig, stem)
