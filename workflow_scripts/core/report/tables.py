@@ -22,10 +22,9 @@ Conventions
 * Every file is written atomically (temp file in the same directory, then
   :func:`os.replace`), so an interrupted run never leaves a half-written file.
 
-The LaTeX writer is hand-rolled (instead of ``DataFrame.to_latex``/``Styler``)
-so that it needs no optional dependency (jinja2) and escaping is fully under
-our control: LaTeX special characters are escaped and a few Unicode symbols
-("±", "χ²", "α", "ρ", ...) are mapped to math mode.
+The LaTeX is pandas' ``Styler.to_latex`` (booktabs rules) on cells escaped here:
+LaTeX special characters are escaped and a few Unicode symbols ("±", "χ²", "α",
+"ρ", subscript digits, ...) are mapped to math mode.
 """
 
 from __future__ import annotations
@@ -77,6 +76,7 @@ _UNICODE_TO_LATEX: tuple[tuple[str, str], ...] = (
     ("²", r"$^2$"),
     ("α₀", r"$\alpha_0$"),
     ("η", r"$\eta$"),
+    ("Δ", r"$\Delta$"),
     ("β", r"$\beta$"),
     ("τ", r"$\tau$"),
     ("✓", r"$\checkmark$"),
@@ -300,18 +300,12 @@ def display_frame(
 
 
 def to_latex_booktabs(display: pd.DataFrame, align: list[str] | None = None) -> str:
-    """A booktabs ``tabular`` of an all-string frame (cells are escaped)."""
+    """A booktabs ``tabular`` of an all-string frame: pandas' ``Styler.to_latex`` on cells escaped by
+    :func:`latex_escape` (which also maps the Unicode symbols of our labels to math mode)."""
     align = align or ["l"] * display.shape[1]
-    lines = [
-        rf"\begin{{tabular}}{{{''.join(align)}}}",
-        r"\toprule",
-        " & ".join(latex_escape(c) for c in display.columns) + r" \\",
-        r"\midrule",
-    ]
-    for row in display.itertuples(index=False):
-        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
+    escaped = display.map(latex_escape)
+    escaped.columns = [latex_escape(c) for c in display.columns]
+    return escaped.style.hide(axis="index").to_latex(column_format="".join(align), hrules=True)
 
 
 # --------------------------------------------------------------------------
