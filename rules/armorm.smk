@@ -120,6 +120,7 @@ rule armorm_scores:
     params:
         shard_size=lookup(dpath="armorm/scoring/shard_size", within=config),
         rm=A.reward_flags,
+        settings=settings_of(A.reward_flags),
     shell:
         launch(
             "workflow_scripts.armorm.scores --completions {input.completions:q} --out {output:q} "
@@ -189,6 +190,7 @@ use rule evaluate as armorm_evaluate with:
     params:
         module="workflow_scripts.armorm.evaluate",
         flags=A.eval_flags,
+        settings=settings_of(A.eval_flags),
 
 
 # The base policy (variant "sft" in tables and figures), once per seed, shared by every training pair.
@@ -250,6 +252,7 @@ use rule align as armorm_align_online with:
         nproc=W.procs("align"),
     params:
         flags=A.online_flags,
+        settings=settings_of(A.online_flags),
 
 
 use rule armorm_evaluate as armorm_evaluate_online with:
@@ -268,6 +271,7 @@ use rule armorm_evaluate as armorm_evaluate_online with:
         f"{BENCHMARKS}/armorm/eval/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         flags=A.online_eval_flags,
+        settings=settings_of(A.online_eval_flags),
 
 
 rule armorm_report:

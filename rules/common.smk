@@ -27,6 +27,7 @@ from workflow_scripts.core.workflow import (
     model_spec_arg,
     output_stem,
     run_label,
+    settings_of,
 )
 
 prepare_job_environment(workflow.basedir)

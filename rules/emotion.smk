@@ -143,6 +143,7 @@ use rule align as emotion_align with:
         f"{BENCHMARKS}/emotion/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         flags=E.align_flags,
+        settings=settings_of(E.align_flags),
 
 
 use rule evaluate as emotion_evaluate with:
@@ -161,6 +162,7 @@ use rule evaluate as emotion_evaluate with:
     params:
         module="workflow_scripts.emotion.evaluate",
         flags=E.eval_flags,
+        settings=settings_of(E.eval_flags),
 
 
 # The SFT policy, evaluated as the baseline (variant "sft") once per seed.
@@ -193,6 +195,7 @@ use rule emotion_align as emotion_align_online with:
         f"{BENCHMARKS}/emotion/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
     params:
         flags=E.online_flags,
+        settings=settings_of(E.online_flags),
 
 
 use rule emotion_evaluate as emotion_evaluate_online with:

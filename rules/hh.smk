@@ -148,6 +148,7 @@ rule hh_completions:
     params:
         flags=H.completion_flags(),
         rm=H.reward_flags,
+        settings=settings_of(H.reward_flags),
     shell:
         launch(
             "workflow_scripts.hh.completions --prompts {input.prompts:q} "
@@ -210,6 +211,7 @@ use rule evaluate as hh_evaluate with:
     params:
         module="workflow_scripts.hh.evaluate",
         flags=H.eval_flags,
+        settings=settings_of(H.eval_flags),
 
 
 use rule hh_evaluate as hh_evaluate_sft with:

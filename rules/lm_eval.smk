@@ -84,6 +84,7 @@ rule lm_eval:
     params:
         which="",
         harness=L.harness_flags,
+        settings=settings_of(L.harness_flags),
     shell:
         "export OMP_NUM_THREADS={threads} TOKENIZERS_PARALLELISM=false; python -m workflow_scripts.lm_eval.run "
         "{params.which} {params.harness} --out {output.results:q} --raw-dir {output.harness:q} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 """The Snakemake workflow as a whole: paper-preset planning, lint, config errors, and the alignment
 entry point's CLI on the session's mini run (online regime on 2 processes, determinism)."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,20 @@ def test_one_tensorboard_logdir_shows_every_training_run_of_the_preset(mini_run)
                                                                   if (p.parent / "run_info.json").exists()]
     missing = sorted(str(d.relative_to(results)) for d in set(trained) if not list((d / "tensorboard").glob("events.*")))
     assert trained and not missing, missing
+
+
+@pytest.mark.slow
+def test_a_changed_config_section_reruns_the_jobs_it_feeds(mini_copy):
+    """Flags built from a job's input paths are params Snakemake deems derived and leaves out of its change
+    check; ``settings_of`` restores it: a new alignment learning rate (or evaluation prompt count) reruns
+    exactly the jobs it feeds, not silently reusing results of the old config."""
+    from workflow_helpers import snakemake_in
+
+    same = snakemake_in(mini_copy, "-n", "all", "--quiet", "rules")
+    assert "Nothing to be done" in same.stdout + same.stderr, (same.stdout + same.stderr)[-2000:]
+    for change, rule in (("emotion={align: {lr: 2.0e-3}}", "emotion_align"),
+                         ("emotion={evaluate: {n_prompts: 128}}", "emotion_evaluate"),
+                         ("hh={evaluate: {max_new_tokens: 24}}", "hh_evaluate")):
+        plan = snakemake_in(mini_copy, "-n", "all", "--quiet", "rules", "--config", change)
+        counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.M))
+        assert rule in counts, (change, counts)

@@ -119,6 +119,33 @@ def run_label(wildcards) -> str:
     return f"--variant {wildcards.variant} --radius {wildcards.radius} --hp {wildcards.hp}"
 
 
+class _InputPaths:
+    """A job's input as a params function sees it, every path replaced by its name (``<input.reward_model>``)."""
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return f"<input.{name}>"
+
+    __getitem__ = __getattr__
+
+
+def settings_of(flags_function):
+    """A params function of the wildcards alone: what ``flags_function(wildcards, input)`` makes of the config,
+    with the input paths left out.
+
+    Snakemake reruns a job whose params changed, but it deems a params function that reads ``input`` derived
+    from the inputs and leaves it out of that check: without this, a changed config section (an alignment's
+    epochs, an evaluation's prompt count) would not rerun the jobs whose flags come from it, and their old
+    results would stand for the new config. Each rule with such flags declares ``settings=settings_of(...)``.
+    """
+
+    def settings(wildcards) -> str:
+        return flags_function(wildcards, _InputPaths())
+
+    return settings
+
+
 def output_stem(name: str):
     """A params function: the path of output ``name`` (one file, or the first of a multiext group) without
     its extension; reports write ``<stem>.csv/.md/.tex`` or ``<stem>.pdf/.png`` from it."""
