@@ -1,6 +1,6 @@
 """A training job's fixed cost, as a ratio to importing its libraries: one run, same machine, side by side.
 
-    python -m workflow_scripts.tools.bench_startup                 # 5 paired runs, about 2 minutes on 2 cores
+    python -m workflow_scripts.tools.bench_startup                 # 5 paired runs, about 6 minutes on 2 cores
     python -m workflow_scripts.tools.bench_startup --runs 9 --concurrent 3 --python /other/venv/bin/python
 
 What is timed are whole processes, in turn (A B C A B C ...), so that a drift of the machine's speed
@@ -11,7 +11,9 @@ hits all three alike:
   DeepSpeed ZeRO-2 on gloo) on a tiny GPT-2 and 64 pairs made here, with a fresh, empty
   ``TORCH_EXTENSIONS_DIR`` each run (so a build would show);
 - **stock**: the same job with DeepSpeed's own start-up (``DRO_REBEL_STOCK_STARTUP=1``: the JIT build of its
-  shared-memory op into that empty cache, the eager Muon import), i.e. what every job paid before.
+  shared-memory op, the eager Muon import), i.e. what every job paid before: with the op already in a cache it
+  built during the warm-up (``stock``), and with an empty cache each run, as after another environment used it
+  (``stock_cold``: the op is compiled again).
 
 A job's **fixed cost** is its wall time minus its training loop, which the job itself measures and writes
 to ``run_info.json`` (``timing``, ``fixed_seconds``; :mod:`workflow_scripts.core.train.timing`) together
@@ -95,10 +97,12 @@ def timed(cmd: list[str], env: dict) -> dict:
     return {"wall": wall, "cpu": cpu}
 
 
-def run_job(cmd_factory, workdir: Path, env: dict, stock: bool) -> dict:
-    """One alignment job in its own output directory and empty extension cache; its timing figures."""
+def run_job(cmd_factory, workdir: Path, env: dict, stock: bool, cache: Path | None = None) -> dict:
+    """One alignment job in its own output directory and extension cache (``cache``: a given one, e.g. built by
+    an earlier run; else a new, empty one); its timing figures."""
     out = Path(tempfile.mkdtemp(dir=workdir, prefix="job-"))
-    cache = Path(tempfile.mkdtemp(dir=workdir, prefix="ext-"))
+    built_before = sum(1 for _ in cache.rglob("*.so")) if cache else 0
+    cache = cache or Path(tempfile.mkdtemp(dir=workdir, prefix="ext-"))
     job_env = {**env, "TORCH_EXTENSIONS_DIR": str(cache)}
     if stock:
         job_env["DRO_REBEL_STOCK_STARTUP"] = "1"
@@ -106,7 +110,7 @@ def run_job(cmd_factory, workdir: Path, env: dict, stock: bool) -> dict:
     info = json.loads((out / "run_info.json").read_text())
     figures.update(training=info["timing"].get("training", 0.0), phases=info["timing"],
                    fixed=figures["wall"] - info["timing"].get("training", 0.0),
-                   built=sum(1 for _ in cache.rglob("*.so")))
+                   built=sum(1 for _ in cache.rglob("*.so")) - built_before)
     return figures
 
 
@@ -149,7 +153,14 @@ def main(argv=None) -> None:
         commands = {"imports": lambda: timed([python, "-c", IMPORTS], env),
                     "job": lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env, False)}
         if not a.no_stock:
-            commands["stock"] = lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env, True)
+            # before: DeepSpeed's own start-up with its op already in the cache (a warm machine) ...
+            warm = workdir / "ext-warm"
+            warm.mkdir()
+            commands["stock"] = lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env, True,
+                                                cache=warm)
+            # ... and after another environment used the cache (the op is built again, each time)
+            commands["stock_cold"] = lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env,
+                                                     True)
         rows = {name: [] for name in commands}
         for name, run in commands.items():       # warm-up: page cache, bytecode
             run()
@@ -162,7 +173,7 @@ def main(argv=None) -> None:
         report = {"python": python, "runs": a.runs, "variant": a.variant, "steps": a.steps,
                   "imports_wall": statistics.median(imports)}
         print(f"\nimports   `python -c \"{IMPORTS}\"`: median wall {report['imports_wall']:.2f} s ({a.runs} runs)")
-        for name in [k for k in ("job", "stock") if k in rows]:
+        for name in [k for k in ("job", "stock", "stock_cold") if k in rows]:
             jobs = rows[name]
             ratios = [j["fixed"] / i for j, i in zip(jobs, imports)]
             phases = {k: statistics.median(j["phases"].get(k, 0.0) for j in jobs) for k in jobs[0]["phases"]}
@@ -171,14 +182,16 @@ def main(argv=None) -> None:
                             "ratio_fixed_to_imports": statistics.median(ratios), "extension_builds": max(
                                 j["built"] for j in jobs), "phases": phases}
             r = report[name]
-            label = "job (lean start-up)" if name == "job" else "job (DeepSpeed's stock start-up)"
+            label = {"job": "job (lean start-up)", "stock": "job (DeepSpeed's stock start-up, its op cached)",
+                     "stock_cold": "job (stock start-up, the cache built by another environment)"}[name]
             print(f"{label}: wall {r['wall']:.2f} s, cpu {r['cpu']:.2f} s, training loop {r['training']:.2f} s, "
                   f"fixed cost {r['fixed']:.2f} s = {r['ratio_fixed_to_imports']:.2f} x imports; "
                   f"extension builds into the empty cache: {r['extension_builds']}")
             print("    " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items() if k != "total") +
                   f"; after run_info (exit) {r['wall'] - phases['total']:.2f}")
         if "stock" in report:
-            print(f"lean / stock fixed cost: {report['job']['fixed'] / report['stock']['fixed']:.2f}")
+            print(f"lean / stock fixed cost: {report['job']['fixed'] / report['stock']['fixed']:.2f} (cached op), "
+                  f"{report['job']['fixed'] / report['stock_cold']['fixed']:.2f} (built again)")
         if a.concurrent:
             conc = concurrent_jobs(a.python, a.concurrent, fixture, workdir, env, a)
             report["concurrent"] = conc
