@@ -1,4 +1,4 @@
-# HH-Alignment (SPEC 5.3; the protocol is our choice, README "HH-Alignment"): dialogues -> SFT per policy ->
+# HH-Alignment (SPEC 5.3; the protocol is our choice, docs/hh.md): dialogues -> SFT per policy ->
 # reward models {helpful, harmless} -> completions{data_seed} -> preferences{aggregation, scale} ->
 # align{policy, aggregation, scale, variant, radius, hp, seed} (the core template) -> evaluate{validation,test}
 # -> Pareto front, alpha sweep, data scale, table. Code: workflow_scripts/hh/.

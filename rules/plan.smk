@@ -1,4 +1,4 @@
-# The grid planner (README "Planning a grid"): GPU-hours per rule, wall time on the cluster and each job's
+# The grid planner (docs/planning.md): GPU-hours per rule, wall time on the cluster and each job's
 # memory fit for this config's grid, from its own DAG, before anything runs. Requested explicitly:
 #   snakemake results/paper/plan.md --cores 1            # `all` does not depend on it
 # Code: workflow_scripts/tools/plan/ (the same as `python -m workflow_scripts.tools.plan`).

@@ -4,7 +4,7 @@ hf: what the sampler guarantees -- rows in the caller's order, every completion 
 (the same rows whatever the batch size, the length sorting or the order of the call), stop handling,
 the distribution of the draws, the tokens/s log line. vllm: the real engine, run in a separate
 environment named by DRO_REBEL_VLLM_PYTHON (vLLM pins its own torch and transformers; see the
-README's "Generation backends"), skipped with the reason when that variable is not set.
+docs/generation.md), skipped with the reason when that variable is not set.
 """
 from __future__ import annotations
 
@@ -264,7 +264,7 @@ VLLM_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not VLLM_PYTHON, reason="vLLM environment absent: set DRO_REBEL_VLLM_PYTHON to the python of "
-                                            "an environment with vLLM (README: Generation backends)")
+                                            "an environment with vLLM (docs/generation.md)")
 def test_vllm_engine_rows_are_seeded_per_prompt(tmp_path):
     from workflow_scripts.tools.bench_generate import build_model_dir
 

@@ -1,5 +1,5 @@
 """The GPU check's scripts on a machine without a GPU: they parse, and the check stops at once with a reason
-(it never hangs waiting for a device). Their GPU results are reported by the check itself (README)."""
+(it never hangs waiting for a device). Their GPU results are reported by the check itself (docs/cluster.md)."""
 from __future__ import annotations
 
 import os

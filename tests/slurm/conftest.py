@@ -36,7 +36,7 @@ def slurm_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def xdg_config_home(tmp_path_factory) -> Path:
-    """$XDG_CONFIG_HOME holding snakemake/slurm -> profiles/slurm: the README's one-time setup."""
+    """$XDG_CONFIG_HOME holding snakemake/slurm -> profiles/slurm: docs/cluster.md's one-time setup."""
     home = tmp_path_factory.mktemp("xdg")
     (home / "snakemake").mkdir()
     os.symlink(REPO / "profiles" / "slurm", home / "snakemake" / "slurm")

@@ -64,7 +64,7 @@ def job_counts(output: str) -> dict[str, int]:
     ("results/paper/figures/emotion_alpha_sweep.pdf", {"gpu_canary": 1, "emotion_align": 120, "emotion_report": 1}),
 ])
 def test_profile_name_resolves_from_the_repository_root_and_plans(xdg_config_home, target, expected):
-    """`snakemake --profile slurm -n <target>` literally, with the README's one-time link in place."""
+    """`snakemake --profile slurm -n <target>` literally, with docs/cluster.md's one-time link in place."""
     result = snakemake("--profile", "slurm", "-n", target, "--quiet", "rules",
                        env={"XDG_CONFIG_HOME": str(xdg_config_home)})
     out = result.stdout + result.stderr

@@ -40,7 +40,7 @@ def test_paper_plan_has_every_job_of_the_grid_and_costs_every_gpu_rule(paper):
     counts = {}
     for e in paper.estimates:
         counts[e.rule] = counts.get(e.rule, 0) + 1
-    # the README's counts of `snakemake -n all` on the paper preset
+    # docs/configuration.md's counts of `snakemake -n all` on the paper preset
     assert (counts["emotion_align"], counts["armorm_align"], counts["hh_align"]) == (120, 126, 162)
     assert (counts["emotion_evaluate"], counts["armorm_evaluate"], counts["hh_evaluate"]) == (120, 126, 162)
     for e in paper.estimates:

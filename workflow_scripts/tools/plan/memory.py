@@ -24,7 +24,7 @@ from workflow_scripts.tools.plan.work import InferMemory, TrainMemory
 
 RESERVE_GB = 2.0
 GB = 1e9
-MAX_GPUS = 8     # one node (jobs are single-node: README "Running on a cluster")
+MAX_GPUS = 8     # one node (jobs are single-node: docs/cluster.md)
 
 
 @dataclass(frozen=True)
