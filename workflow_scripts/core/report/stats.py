@@ -74,7 +74,9 @@ def minimum_detectable_effect(n: int, sd: float, alpha: float = ALPHA, power: fl
 
     def shortfall(delta: float) -> float:
         nc = delta * np.sqrt(n) / sd
-        return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) - power
+        # P(T < -crit) written as P(T' > crit) with T' ~ nct(df, -nc): the same number, but scipy's nct.cdf
+        # returns NaN far in its lower tail (df 2, nc 50), which a 3-seed grid with Holm's level reaches.
+        return stats.nct.sf(crit, df, nc) + stats.nct.sf(crit, df, -nc) - power
 
     high = sd
     while shortfall(high) < 0:
