@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
+from workflow_scripts.core.shards import leave_process_group
+
 if TYPE_CHECKING:
     from workflow_scripts.core.train.timing import JobClock
 
@@ -72,6 +74,9 @@ def init_distributed() -> tuple[int, int, torch.device]:
             deepspeed.init_distributed(dist_backend=backend, init_method=f"file://{store}", rank=0, world_size=1)
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend=backend)
+    if dist.is_initialized():
+        atexit.unregister(leave_process_group)             # once per process, however often a job calls this,
+        atexit.register(leave_process_group)               # and after the store's rmtree (atexit runs LIFO)
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if use_cuda:
