@@ -52,10 +52,11 @@ def shard_path(directory: Path, index: int) -> Path:
 def leave_process_group() -> None:
     """Destroy the process group while the interpreter is still whole (registered with atexit).
 
-    A group left to the interpreter's teardown is destroyed during C++ static destruction, where a gloo
-    thread still joinable calls std::terminate: the job aborts with "terminate called without an active
-    exception" (SIGABRT) after its outputs are written, and torchrun reports the whole job failed. It
-    happened to the fidelity tests' two-process driver on 2026-12-06, once in 10 runs of that module."""
+    A group left to the interpreter's teardown is destroyed during C++ static destruction, where a thread
+    still joinable calls std::terminate: a rank aborted with "terminate called without an active exception"
+    (SIGABRT) after its outputs were written, and torchrun reported the whole job failed (the fidelity
+    tests' two-process gloo driver on 2026-12-06, once in 10 runs of that module). PyTorch asks for
+    ``destroy_process_group`` before exit for this reason."""
     import torch.distributed as dist
 
     if dist.is_initialized():
