@@ -56,7 +56,7 @@ def leave_process_group() -> None:
     still joinable calls std::terminate: a rank aborted with "terminate called without an active exception"
     (SIGABRT) after its outputs were written, and torchrun reported the whole job failed (the fidelity
     tests' two-process gloo driver on 2026-12-06, once in 10 runs of that module). PyTorch asks for
-    ``destroy_process_group`` before exit for this reason."""
+    ``destroy_process_group`` before a program exits."""
     import torch.distributed as dist
 
     if dist.is_initialized():
