@@ -261,6 +261,7 @@ rule hh_report:
         f"{BENCHMARKS}/report/hh.tsv"
     params:
         training=H.training_flags,
+        settings=settings_of(H.training_flags),
         flags=H.report_flags(),
         pareto=subpath(output.pareto_pdf, strip_suffix=".pdf"),
         sweep=subpath(output.sweep_pdf, strip_suffix=".pdf"),

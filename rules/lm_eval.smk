@@ -44,6 +44,7 @@ rule lm_eval_select_hh:
         f"{BENCHMARKS}/lm_eval/select_hh.tsv"
     params:
         flags=L.hh_select_flags,
+        settings=settings_of(L.hh_select_flags),
     shell:
         "python -m workflow_scripts.lm_eval.select hh --evals {input.evals:q} {params.flags} --out {output:q} "
         "> {log:q} 2>&1"

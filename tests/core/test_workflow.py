@@ -119,3 +119,32 @@ def test_a_changed_config_section_reruns_the_jobs_it_feeds(mini_copy):
         plan = snakemake_in(mini_copy, "-n", "all", "--quiet", "rules", "--config", change)
         counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout + plan.stderr, re.M))
         assert rule in counts, (change, counts)
+
+
+def test_every_params_function_that_reads_input_has_its_settings_twin(repo):
+    """Snakemake leaves a params function that reads ``input`` out of its change check, so each one needs
+    ``settings=settings_of(<the same function>)`` in its rule (lm_eval_select_hh lacked it: a new hh.evaluate.alphas
+    did not rerun the selection). Read from the rule files: every ``name=X.method,`` param whose method takes
+    ``input``."""
+    import inspect
+
+    from workflow_scripts.armorm.workflow import ArmoRMRules
+    from workflow_scripts.emotion.workflow import EmotionRules
+    from workflow_scripts.hh.workflow import HHRules
+    from workflow_scripts.lm_eval.workflow import LMEvalRules
+    from workflow_scripts.radius_coverage.workflow import RadiusCoverageRules
+
+    helpers = {"A": ArmoRMRules, "E": EmotionRules, "H": HHRules, "L": LMEvalRules, "RC": RadiusCoverageRules}
+    checked, missing = 0, []
+    for path in sorted((repo / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=(?:use )?rule )", path.read_text(), flags=re.M):
+            name = block.split(":", 1)[0].strip()
+            for param, owner, method in re.findall(r"^\s+(\w+)=(\w+)\.(\w+),\s*$", block, re.M):
+                function = getattr(helpers.get(owner), method, None)
+                if param == "settings" or function is None or "input" not in inspect.signature(function).parameters:
+                    continue
+                checked += 1
+                if f"settings=settings_of({owner}.{method})" not in block:
+                    missing.append(f"{path.name}: {name} ({param}={owner}.{method})")
+    assert checked >= 10, checked                         # the pattern still finds the rules' params functions
+    assert not missing, missing

@@ -11,6 +11,7 @@ unit-tested. Nothing here imports torch or pandas: planning a grid must stay fas
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -119,13 +120,21 @@ def run_label(wildcards) -> str:
     return f"--variant {wildcards.variant} --radius {wildcards.radius} --hp {wildcards.hp}"
 
 
+class _InputName(str):
+    """One named input in place of its path(s): a string, and, where a flags function zips a list-valued input
+    with config keys, that same string for every element."""
+
+    def __iter__(self):
+        return itertools.repeat(str(self))
+
+
 class _InputPaths:
     """A job's input as a params function sees it, every path replaced by its name (``<input.reward_model>``)."""
 
     def __getattr__(self, name: str) -> str:
         if name.startswith("__"):
             raise AttributeError(name)
-        return f"<input.{name}>"
+        return _InputName(f"<input.{name}>")
 
     __getitem__ = __getattr__
 
