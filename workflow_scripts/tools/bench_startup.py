@@ -150,17 +150,18 @@ def main(argv=None) -> None:
         workdir = Path(tmp)
         fixture = build_fixture(workdir)
         python = a.python[0]
+        def job(out):
+            return job_command(python, fixture, out, a)
+
         commands = {"imports": lambda: timed([python, "-c", IMPORTS], env),
-                    "job": lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env, False)}
+                    "job": lambda: run_job(job, workdir, env, False)}
         if not a.no_stock:
             # before: DeepSpeed's own start-up with its op already in the cache (a warm machine) ...
             warm = workdir / "ext-warm"
             warm.mkdir()
-            commands["stock"] = lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env, True,
-                                                cache=warm)
+            commands["stock"] = lambda: run_job(job, workdir, env, True, cache=warm)
             # ... and after another environment used the cache (the op is built again, each time)
-            commands["stock_cold"] = lambda: run_job(lambda out: job_command(python, fixture, out, a), workdir, env,
-                                                     True)
+            commands["stock_cold"] = lambda: run_job(job, workdir, env, True)
         rows = {name: [] for name in commands}
         for name, run in commands.items():       # warm-up: page cache, bytecode
             run()
