@@ -288,7 +288,9 @@ def test_verdict_is_a_corrected_paired_t_test_over_seeds():
             assert (row.ci_low, row.ci_high) == pytest.approx(tuple(ref.confidence_interval(0.95)), rel=1e-9)
             bonferroni = sps.ttest_rel(a, b).confidence_interval(1 - 0.05 / 4)
             assert (row.sim_low, row.sim_high) == pytest.approx(tuple(bonferroni), rel=1e-9)
-            assert row.mde > 0
+            # the MDE is the effect a paired t-test at the Bonferroni level 0.05/4 detects with 80 % power
+            crit, nc = sps.t.ppf(1 - 0.05 / 4 / 2, 9), row.mde * np.sqrt(10) / np.std(np.subtract(a, b), ddof=1)
+            assert sps.nct.sf(crit, 9, nc) + sps.nct.cdf(-crit, 9, nc) == pytest.approx(0.8, abs=1e-6)
     # Holm over 4 comparisons (each variant's p twice: both mixtures carry the same worst case here)
     ps = sorted([pvalues["kl-rebel"]] * 2 + [pvalues["chi2-rebel"]] * 2)
     steps = [min(1, p * (4 - k)) for k, p in enumerate(ps)]

@@ -341,7 +341,7 @@ VERDICT_COLUMNS: dict[str, str] = {
     "robust": "Robust", "base": "Base", "robust_radius": "ρ", "robust_hp": "η / β (robust)",
     "base_hp": "η / β (base)", "mixture": "Mixture", "n_seeds": "Seeds (n)", "delta": "Δ worst", "sd": "sd(Δ)",
     "ci_low": "95% CI", "ci_high": "ci_high", "sim_low": "Simultaneous 95% CI (Bonferroni)", "sim_high": "sim_high",
-    "p": "p", "p_holm": "p (Holm)", "mde": "MDE (80% power)", "verdict": "Verdict (Holm)",
+    "p": "p", "p_holm": "p (Holm)", "mde": "MDE (80% power at 0.05/m)", "verdict": "Verdict (Holm)",
 }
 VERDICT_INTERVALS = {"ci_low": ("ci_low", "ci_high"), "sim_low": ("sim_low", "sim_high")}
 
