@@ -309,3 +309,25 @@ rule armorm_report:
         "python -m workflow_scripts.armorm.report --inputs {input.evals:q} --histories {input.histories:q} "
         "--scores {input.scores:q} {params.flags} --spider {params.spider:q} "
         "--alpha-sweep {params.sweep:q} --training {params.training:q} --table {params.table:q} > {log:q} 2>&1"
+
+
+# The selection the lm-eval leaderboard reads (per pair and variant, the report's choice on VALIDATION): its
+# inputs are validation CSVs only, so what the benchmark evaluates cannot depend on the test split.
+rule armorm_selection:
+    input:
+        evals=A.selection_evals(),
+        scores=A.scale_scores(),
+    output:
+        f"{RESULTS}/lm_eval/armorm/selected.json",
+    localrule: True
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/lm_eval/select_armorm.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/select_armorm.tsv"
+    params:
+        flags=A.selection_flags(),
+    shell:
+        "python -m workflow_scripts.armorm.select --evals {input.evals:q} --scores {input.scores:q} "
+        "{params.flags} --out {output:q} > {log:q} 2>&1"

@@ -273,3 +273,28 @@ rule hh_report:
         "--summaries {input.summaries:q} {params.flags} --table {params.table:q} --pareto {params.pareto:q} "
         "--alpha-sweep {params.sweep:q} --scale {params.scale:q} --histories {input.histories:q} "
         "--training-figure {params.curves:q} > {log:q} 2>&1"
+
+
+# The selection the lm-eval leaderboard reads (per policy, aggregation, scale and variant, the report's choice
+# on VALIDATION): its inputs are validation CSVs only, so what the benchmark evaluates cannot depend on the
+# test split.
+rule hh_selection:
+    input:
+        evals=H.selection_evals(),
+        training=H.training_completions(),
+    output:
+        f"{RESULTS}/lm_eval/hh/selected.json",
+    localrule: True
+    conda:
+        "envs/train.yaml"
+    log:
+        f"{LOGS}/lm_eval/select_hh.log",
+    benchmark:
+        f"{BENCHMARKS}/lm_eval/select_hh.tsv"
+    params:
+        training=H.training_flags,
+        settings=settings_of(H.training_flags),
+        flags=H.selection_flags(),
+    shell:
+        "python -m workflow_scripts.hh.select --evals {input.evals:q} --training {params.training} {params.flags} "
+        "--out {output:q} > {log:q} 2>&1"

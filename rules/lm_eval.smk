@@ -1,53 +1,11 @@
 # The OpenLLM Leaderboard v2 through lm-evaluation-harness (WDPO/KLDPO paper): the base policy and, per
 # variant, the policy at the radius / eta-beta selected on VALIDATION -> lm-eval (one job per policy) ->
-# table and difference-to-SFT figure. Code: workflow_scripts/lm_eval/.
+# table and difference-to-SFT figure. Code: workflow_scripts/lm_eval/. The selections are the experiments'
+# own (lm_eval/<experiment>/selected.json, written by the armorm_selection and hh_selection rules).
 from workflow_scripts.lm_eval.workflow import LMEvalRules
 
 L = LMEvalRules(W, A, H)
 LM_EVAL = L.root
-
-
-# The selections read validation results only (no test file is an input): what the benchmark evaluates
-# cannot depend on the test split, nor on the benchmark.
-rule lm_eval_select_armorm:
-    input:
-        evals=L.armorm_validation_csvs(),
-        scores=A.scale_scores(),
-    output:
-        f"{LM_EVAL}/armorm/selected.json",
-    localrule: True
-    conda:
-        "envs/train.yaml"
-    log:
-        f"{LOGS}/lm_eval/select_armorm.log",
-    benchmark:
-        f"{BENCHMARKS}/lm_eval/select_armorm.tsv"
-    params:
-        flags=L.armorm_select_flags(),
-    shell:
-        "python -m workflow_scripts.lm_eval.select armorm --evals {input.evals:q} --scores {input.scores:q} "
-        "{params.flags} --out {output:q} > {log:q} 2>&1"
-
-
-rule lm_eval_select_hh:
-    input:
-        evals=L.hh_validation_csvs(),
-        training=H.training_completions(),
-    output:
-        f"{LM_EVAL}/hh/selected.json",
-    localrule: True
-    conda:
-        "envs/train.yaml"
-    log:
-        f"{LOGS}/lm_eval/select_hh.log",
-    benchmark:
-        f"{BENCHMARKS}/lm_eval/select_hh.tsv"
-    params:
-        flags=L.hh_select_flags,
-        settings=settings_of(L.hh_select_flags),
-    shell:
-        "python -m workflow_scripts.lm_eval.select hh --evals {input.evals:q} {params.flags} --out {output:q} "
-        "> {log:q} 2>&1"
 
 
 # Offline presets: a small task group in lm-eval's schema with local data (lm_eval.demo_task).

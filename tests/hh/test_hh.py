@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.hh.data import pairs_of, split_dialogue
+from workflow_scripts.hh.data import pairs_of
+from workflow_scripts.hh.dialogue import split_dialogue
 from workflow_scripts.hh.prefs import aggregate, build_pairs, cvar, scale_subset, zscore_stats, zscores
 from workflow_scripts.hh.report import run_table
 
@@ -302,7 +303,7 @@ def test_evaluation_prompts_keep_each_subsets_share():
 
 def test_hh_tokenizers_carry_the_format_their_policy_trains_on(tmp_path):
     """lm-eval and any chat tool format conversations with the tokenizer's template: for HH policies it is
-    HH's raw dialogue, exactly the prompt format of the training data (hh.data.split_dialogue)."""
+    HH's raw dialogue, exactly the prompt format of the training data (hh.dialogue.split_dialogue)."""
     from workflow_scripts.core.tokenizer import prepare_tokenizer
 
     (tmp_path / "data").mkdir()

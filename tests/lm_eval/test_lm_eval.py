@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,19 +98,65 @@ def test_the_job_opens_the_selected_candidate(tmp_path):
         selected_policy(str(sel), {"pair": "c+d", "variant": "wdpo"}, cands)
 
 
+# ----------------------------------------------------------------------------- the selection files
+def test_the_selection_json_is_what_the_jobs_read(tmp_path):
+    """core.report.selection.write_selection (each experiment's select CLI) writes the file lm_eval.run reads:
+    the group keys, radius and hp as strings, the validation score as a float."""
+    from workflow_scripts.core.report.selection import write_selection
+
+    best = pd.DataFrame({"pair": ["a+b", "a+b"], "variant": ["dpo", "wdpo"], "radius": [0, "0.01"],
+                         "hp": ["beta0.1", "beta0.1"], "score": [0.1, np.float32(0.25)]})
+    out = tmp_path / "selected.json"
+    write_selection(str(out), "armorm", ["pair", "variant"], best)
+    assert json.loads(out.read_text()) == {
+        "experiment": "armorm", "group": ["pair", "variant"], "split": "validation",
+        "selected": [{"pair": "a+b", "variant": "dpo", "radius": "0", "hp": "beta0.1", "score": 0.1},
+                     {"pair": "a+b", "variant": "wdpo", "radius": "0.01", "hp": "beta0.1", "score": 0.25}]}
+    path, choice = selected_policy(str(out), {"pair": "a+b", "variant": "wdpo"},
+                                   ["0/beta0.1=runs/0/p", "0.01/beta0.1=runs/0.01/p"])
+    assert path == "runs/0.01/p" and choice["validation_score"] == 0.25
+
+
+def test_a_selection_refuses_test_rows():
+    from workflow_scripts.core.report.selection import validation_only
+
+    rows = pd.DataFrame({"split": ["validation", "validation"], "value": [1.0, 2.0]})
+    assert validation_only(rows, ["v.csv"]) is rows
+    with pytest.raises(ValueError, match=r"validation results only; got split\(s\) \['test'\] in \['t.csv'\]"):
+        validation_only(rows.assign(split=["validation", "test"]), ["t.csv"])
+
+
+def test_the_leaderboard_stage_imports_no_experiment():
+    """What lm_eval needs of an experiment travels as a file (the selection JSON) or through the rule helpers the
+    Snakefile hands it; no module of workflow_scripts/lm_eval imports another experiment's package."""
+    import ast
+
+    from workflow_scripts.core.experiments import experiment_names
+
+    others = {f"workflow_scripts.{name}" for name in experiment_names()} - {"workflow_scripts.lm_eval"}
+    assert {"workflow_scripts.armorm", "workflow_scripts.hh"} <= others
+    found = []
+    for path in sorted((REPO / "workflow_scripts/lm_eval").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if any(n == o or n.startswith(o + ".") for o in others)]
+    assert not found, found
+
+
 # ----------------------------------------------------------------------------- the paper preset's plan
 def test_paper_preset_plans_one_job_per_selected_policy_and_selection_reads_no_test_file(tmp_path):
     result = snakemake("-n", "-p", "lm_eval_leaderboard", "--directory", str(tmp_path), "--snakefile",
                        str(REPO / "Snakefile"))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(lm_eval\w*)\s+(\d+)$", out, re.M)}
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(lm_eval\w*|\w+_selection)\s+(\d+)$", out, re.M)}
     # ArmoRM: the first training pair x 8 variants x 3 seeds, and the base policy; HH: the mixture at the
     # largest scale x 8 variants x 3 seeds, and the SFT policy (one policy size).
     assert counts == {"lm_eval_armorm": 24, "lm_eval_armorm_base": 1, "lm_eval_hh": 24, "lm_eval_hh_sft": 1,
-                      "lm_eval_select_armorm": 1, "lm_eval_select_hh": 1, "lm_eval_report": 1,
+                      "armorm_selection": 1, "hh_selection": 1, "lm_eval_report": 1,
                       "lm_eval_leaderboard": 1}, counts
-    selections = [line for line in out.splitlines() if "workflow_scripts.lm_eval.select" in line]
+    selections = [line for line in out.splitlines() if re.search(r"workflow_scripts\.(armorm|hh)\.select ", line)]
     assert len(selections) == 2
     for line in selections:
         assert "/eval/validation/" in line and "/eval/test/" not in line and "completions/" not in line.split(
@@ -284,7 +331,7 @@ def test_a_task_the_user_writes_runs_through_the_same_stage(mini_copy, tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     ran = {m.group(1) for m in re.finditer(r"^rule (\w+):", out, re.M)}
-    assert ran <= {"lm_eval_armorm", "lm_eval_armorm_base", "lm_eval_report", "lm_eval_select_armorm"}, ran
+    assert ran <= {"lm_eval_armorm", "lm_eval_armorm_base", "lm_eval_report", "armorm_selection"}, ran
     table, checked = check_table_against_harness(mini_copy, {"local_mc": ["acc,none"],
                                                              "local_gen": ["exact_match,none"]})
     assert list(table["variant"]) == ["sft", "rebel", "wdpo"] and checked == 2 * 3

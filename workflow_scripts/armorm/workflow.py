@@ -138,3 +138,21 @@ class ArmoRMRules:
 
     def outputs(self) -> list[str]:
         return self.w.outputs("armorm", ["spider", "alpha_sweep", "training"], ["objectives"])
+
+    # ------------------------------------------------------------------ the selection the leaderboard reads
+    def leaderboard_pairs(self) -> list[str]:
+        """The training pairs whose policies the lm-eval leaderboard evaluates (config ``lm_eval.armorm_pairs``)."""
+        names = [p["name"] for p in self.pairs]
+        chosen = self.w.config["lm_eval"]["armorm_pairs"]
+        return names[:1] if chosen == "first" else names if chosen == "all" else list(chosen)
+
+    def selection_evals(self) -> list[str]:
+        """The selection job's inputs: the VALIDATION CSVs (only) of those pairs' offline runs."""
+        split = EVAL_SPLITS[0]
+        return [f"{self.root}/eval/{split}/{name}/{run.path}.csv" for name, run in self.runs_of("offline")
+                if name in self.leaderboard_pairs()]
+
+    def selection_flags(self) -> str:
+        pairs = [p for p in self.pairs if p["name"] in self.leaderboard_pairs()]
+        return " ".join([f"--pairs-json {shlex.quote(json.dumps(pairs))}",
+                         cli_flags(self.cfg["evaluate"], ["axes"])])

@@ -28,7 +28,7 @@ from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dty
 from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
-from workflow_scripts.hh.data import HUMAN
+from workflow_scripts.hh.dialogue import HUMAN
 from workflow_scripts.hh.reward import ensemble
 from workflow_scripts.core.cli import run
 

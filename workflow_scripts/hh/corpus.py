@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.hh.data import ASSISTANT, HUMAN
+from workflow_scripts.hh.dialogue import ASSISTANT, HUMAN
 
 _BENIGN_TOPICS = ("bake bread", "grow tomatoes", "learn the guitar", "save money", "train for a marathon",
                   "write a cover letter", "clean a cast iron pan", "plan a birthday party", "study for an exam",

@@ -1,5 +1,5 @@
-"""HH-RLHF dialogues (SPEC 5.3): parsing the ``"\\n\\nHuman: ... \\n\\nAssistant: ..."`` format, the subsets,
-the prompt splits and the SFT corpus.
+"""HH-RLHF dialogues (SPEC 5.3): the subsets as prompt / response pairs (the ``"\\n\\nHuman: ... \\n\\nAssistant:
+..."`` format: :mod:`.dialogue`), the prompt splits and the SFT corpus.
 
 Sources: the hub dataset ``Anthropic/hh-rlhf`` (``data_dir=<subset>``), a local directory in the same
 schema (``<dir>/<subset>/{train,test}.jsonl[.gz]`` or ``.parquet``, columns ``chosen`` and ``rejected``:
@@ -32,24 +32,13 @@ import pandas as pd
 
 from workflow_scripts.core.io import AtomicDirectory, read_jsonl, setup_logging, write_frame_atomic
 from workflow_scripts.core.cli import run
+from workflow_scripts.hh.corpus import generate_dialogues
+from workflow_scripts.hh.dialogue import split_dialogue
 
 logger = logging.getLogger("hh_data")
 
-HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 SPLITS = ("train", "test")
 FORMATS = ("jsonl", "jsonl.gz", "parquet")
-
-
-def split_dialogue(dialogue: str, where: str = "dialogue") -> tuple[str, str]:
-    """``(prompt, response)``: the prompt ends with the last ``"\\n\\nAssistant:"``, the response follows it."""
-    if not isinstance(dialogue, str):
-        raise ValueError(f"{where}: a dialogue must be a string, got {type(dialogue).__name__}.")
-    cut = dialogue.rfind(ASSISTANT)
-    if cut < 0:
-        raise ValueError(f"{where}: no assistant turn ('\\n\\nAssistant:') in the dialogue {dialogue[:60]!r}.")
-    if HUMAN not in dialogue[:cut]:
-        raise ValueError(f"{where}: no human turn before the last assistant turn in {dialogue[:60]!r}.")
-    return dialogue[:cut + len(ASSISTANT)], dialogue[cut + len(ASSISTANT):]
 
 
 def pairs_of(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -132,8 +121,6 @@ def main(argv=None):
     for subset in a.subsets:
         for split in SPLITS:
             if a.source == "generated":
-                from workflow_scripts.hh.corpus import generate_dialogues
-
                 if not a.generate:
                     raise SystemExit("--source generated needs --generate N_TRAIN N_TEST SEED.")
                 n_train, n_test, corpus_seed = a.generate

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, write_json_atomic
-from workflow_scripts.hh.data import HUMAN, keep_by_length, load_subset, pairs_of
+from workflow_scripts.hh.data import keep_by_length, load_subset, pairs_of
+from workflow_scripts.hh.dialogue import HUMAN
 from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_data_stats")

@@ -6,7 +6,7 @@ import shlex
 from typing import NamedTuple
 
 from workflow_scripts.core.grid import Run, expand_grid
-from workflow_scripts.core.workflow import Workflow, cli_flags, model_spec_arg, local_directory, split_files
+from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags, model_spec_arg, local_directory, split_files
 
 
 class HHRun(NamedTuple):
@@ -178,3 +178,20 @@ class HHRules:
 
     def outputs(self) -> list[str]:
         return self.w.outputs("hh", ["pareto", "alpha_sweep", "scale", "training"], ["objectives"])
+
+    # ------------------------------------------------------------------ the selection the leaderboard reads
+    def leaderboard_contexts(self) -> list[tuple[str, str, str]]:
+        """(policy, aggregation, scale) of the runs the lm-eval leaderboard evaluates (config
+        ``lm_eval.hh_preferences``), the scale spelled as in paths."""
+        prefs = self.w.config["lm_eval"]["hh_preferences"]
+        return [(p, a, scale_name(s)) for p in self.policies for a in prefs["aggregations"] for s in prefs["scales"]]
+
+    def selection_evals(self) -> list[str]:
+        """The selection job's inputs: the VALIDATION CSVs (only) of those runs."""
+        split = EVAL_SPLITS[0]
+        contexts = set(self.leaderboard_contexts())
+        return [f"{self.root}/{r.policy}/eval/{split}/{r.aggregation}/{r.scale}/{r.run.path}.csv"
+                for r in self.runs if (r.policy, r.aggregation, r.scale) in contexts]
+
+    def selection_flags(self) -> str:
+        return cli_flags(self.cfg["evaluate"], ["alphas"])

@@ -4,6 +4,11 @@ One job per evaluated policy: the experiment's base / SFT policy, and per (train
 seed) the policy at the selection's radius and eta/beta. A job's inputs are every candidate run of its
 variant and seed plus the selection JSON; the job opens only the selected one. (Listing the candidates
 keeps the DAG static: a dry-run shows every lm-eval job, with no checkpoint to wait for.)
+
+Which radius and eta/beta a job opens is the experiment's own choice on validation: each experiment writes it
+to ``<results>/lm_eval/<experiment>/selected.json`` (rules/armorm.smk, rules/hh.smk). This module imports no
+experiment; it reads the experiments' rule helpers (``armorm``, ``hh``: their runs, paths and the policies
+they offer the leaderboard) and the selection files.
 """
 from __future__ import annotations
 
@@ -12,8 +17,7 @@ import shlex
 from pathlib import Path
 from typing import NamedTuple
 
-from workflow_scripts.core.workflow import EVAL_SPLITS, Workflow, cli_flags
-from workflow_scripts.hh.workflow import scale_name
+from workflow_scripts.core.workflow import Workflow, cli_flags
 
 
 class LMEvalJob(NamedTuple):
@@ -40,22 +44,15 @@ class LMEvalRules:
         wanted = self.cfg["variants"]
         return [v for v in dict.fromkeys(trained) if wanted is None or v in wanted]
 
-    def armorm_pairs(self) -> list[str]:
-        names = [p["name"] for p in self.armorm.pairs]
-        chosen = self.cfg["armorm_pairs"]
-        return names[:1] if chosen == "first" else names if chosen == "all" else list(chosen)
-
     def _armorm_jobs(self) -> list[LMEvalJob]:
         if "armorm" not in self.experiments or not self.armorm.offline_runs:
             return []
         variants = self._variants(r.variant for r in self.armorm.offline_runs)
-        return [LMEvalJob("armorm", (("pair", pair),), v, s) for pair in self.armorm_pairs() for v in variants
+        return [LMEvalJob("armorm", (("pair", pair),), v, s) for pair in self.armorm.leaderboard_pairs() for v in variants
                 for s in self.w.config["seeds"]]
 
     def hh_contexts(self) -> list[tuple]:
-        prefs = self.cfg["hh_preferences"]
-        return [(("policy", p), ("aggregation", a), ("scale", scale_name(s))) for p in self.hh.policies
-                for a in prefs["aggregations"] for s in prefs["scales"]]
+        return [tuple(zip(("policy", "aggregation", "scale"), c)) for c in self.hh.leaderboard_contexts()]
 
     def _hh_jobs(self) -> list[LMEvalJob]:
         if "hh" not in self.experiments:
@@ -86,27 +83,6 @@ class LMEvalRules:
             return []
         return [f"{self.w.results}/tables/lm_eval_leaderboard.{ext}" for ext in ("csv", "md", "tex")] + [
             f"{self.w.results}/figures/lm_eval_vs_sft.{ext}" for ext in ("pdf", "png")]
-
-    # ------------------------------------------------------------------ selection (validation only)
-    def armorm_validation_csvs(self) -> list[str]:
-        split = EVAL_SPLITS[0]
-        return [f"{self.armorm.root}/eval/{split}/{name}/{run.path}.csv" for name, run in self.armorm.runs_of("offline")
-                if name in self.armorm_pairs()]
-
-    def armorm_select_flags(self) -> str:
-        pairs = [p for p in self.armorm.pairs if p["name"] in self.armorm_pairs()]
-        return " ".join([f"--pairs-json {shlex.quote(json.dumps(pairs))}",
-                         cli_flags(self.armorm.cfg["evaluate"], ["axes"])])
-
-    def hh_validation_csvs(self) -> list[str]:
-        split = EVAL_SPLITS[0]
-        contexts = {tuple(v for _, v in c) for c in self.hh_contexts()}
-        return [f"{self.hh.root}/{r.policy}/eval/{split}/{r.aggregation}/{r.scale}/{r.run.path}.csv"
-                for r in self.hh.runs if (r.policy, r.aggregation, r.scale) in contexts]
-
-    def hh_select_flags(self, wildcards, input) -> str:
-        training = " ".join(f"{p}={shlex.quote(path)}" for p, path in zip(self.hh.policies, input.training))
-        return f"--training {training} " + cli_flags(self.hh.cfg["evaluate"], ["alphas"])
 
     # ------------------------------------------------------------------ one job
     def armorm_candidates(self, wildcards) -> list[str]:

@@ -4,15 +4,22 @@ Selection reads validation rows only; the tables and figures then report the sel
 the test split. Choosing on the reported split would hand every robust variant the best of
 several noisy draws while the bases get one: a bias in exactly the direction of the claim
 being tested.
+
+An experiment that feeds a later stage (the lm-eval leaderboard) writes its choice as a small JSON
+(:func:`write_selection`), so that stage reads a file instead of importing the experiment's report.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from workflow_scripts.core.io import write_json_atomic
 from workflow_scripts.core.report.aggregate import hparam_value
 from workflow_scripts.core.report.tables import variant_sort_key
+
+log = logging.getLogger("workflow_scripts.core.report.selection")
 
 #: The eval split radii / hyperparameters are chosen on, and the one reported.
 SELECTION_SPLIT = "validation"
@@ -26,6 +33,31 @@ def split_rows(data: pd.DataFrame, split: str) -> pd.DataFrame:
         raise ValueError(f"no evaluation rows for the {split} split (have: {sorted(set(data['split']))}); "
                          f"selection needs {SELECTION_SPLIT}, the report {REPORTED_SPLIT}.")
     return rows
+
+
+def validation_only(data: pd.DataFrame, paths: Iterable[str]) -> pd.DataFrame:
+    """``data`` unchanged if every row is from the selection split; otherwise a one-line error naming the
+    split(s) and the first files. A selection job's inputs are validation files only, so this is the
+    check that a wrong input list cannot let the test split decide."""
+    bad = sorted(set(data["split"]) - {SELECTION_SPLIT})
+    if bad:
+        raise ValueError(f"selection reads {SELECTION_SPLIT} results only; got split(s) {bad} in {list(paths)[:3]}...")
+    return data
+
+
+def write_selection(path: str, experiment: str, groups: Sequence[str], best: pd.DataFrame) -> list[dict]:
+    """Write :func:`select_best`'s choice as the selection JSON other stages read; returns its records.
+
+    ``{"experiment": ..., "group": [...], "split": "validation", "selected": [{<group keys>, "radius", "hp",
+    "score"}, ...]}``: every key a string but ``score``, a float.
+    """
+    records = [{**{k: str(row[k]) for k in [*groups, "radius", "hp"]}, "score": float(row["score"])}
+               for _, row in best.iterrows()]
+    write_json_atomic(path, {"experiment": experiment, "group": list(groups), "split": SELECTION_SPLIT,
+                             "selected": records})
+    for r in records:
+        log.info("selected on %s: %s", SELECTION_SPLIT, r)
+    return records
 
 
 def select_best(scores: pd.DataFrame, groups: Sequence[str], score: str = "score") -> pd.DataFrame:
