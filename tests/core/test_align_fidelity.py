@@ -96,7 +96,7 @@ def test_a_reference_in_other_numerics_would_not_be_zero(tiny):
     """What the step-0 test guards against: fp32 reference log-probs of a bf16-autocast policy are off."""
     from transformers import AutoModelForCausalLM
 
-    from workflow_scripts.core.generation import build_pair_batch, forward_logprob
+    from workflow_scripts.core.logprobs import build_pair_batch, forward_logprob
 
     pairs = pd.read_parquet(tiny["pairs"]).head(8)
     model = AutoModelForCausalLM.from_pretrained(tiny["policy"]).eval()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from workflow_scripts.core.generation import build_pair_batch, forward_logprob
+from workflow_scripts.core.logprobs import build_pair_batch, forward_logprob
 from workflow_scripts.core.losses import robust_objective
 from workflow_scripts.core.models import training_attention
 

@@ -1,4 +1,4 @@
-"""The generation backends (workflow_scripts/core/sampling.py) and their benchmark.
+"""The generation backends (workflow_scripts/core/sampling/) and their benchmark.
 
 hf: what the sampler guarantees -- rows in the caller's order, every completion seeded on its own
 (the same rows whatever the batch size, the length sorting or the order of the call), stop handling,
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from workflow_scripts.core.sampling import (HFSampler, RowSeededSampling, VLLM_MISSING, add_generation_args,
-                                            make_sampler, sample_seed, sampler_from_args)
+                                            left_pad, make_sampler, sample_seed, sampler_from_args, stop_token_ids)
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = os.environ.get("DRO_REBEL_VLLM_PYTHON")
@@ -90,6 +90,32 @@ def test_completions_end_at_their_first_stop(tiny_model):
     wide = _sampler(tiny_model).sample(_prompts(), stop_ids=sorted(stops), **{**KW, "max_new_tokens": 12})
     assert wide == rows
 
+
+def test_sampling_stops_at_any_of_several_stop_ids():
+    """Llama-3 instruct models end a turn with any of several ids (their generation config lists them, the
+    tokenizer adds its EOS): the sampler built for the model stops at each of them and cuts at the first."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    class Tok:
+        eos_token_id, pad_token_id = 5, PAD
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=6, n_positions=64)).eval()
+    model.generation_config.eos_token_id = [3, 4]
+    assert stop_token_ids(model, Tok()) == [3, 4, 5]
+    sampler = make_sampler("hf", model, Tok(), "cpu", batch_size=4)
+    assert sampler.stop_ids == [3, 4, 5]
+    rows = sampler.sample([[1, 2]] * 8, n=2, max_new_tokens=40, seed=0)
+    for row in rows:
+        stops = [i for i, t in enumerate(row) if t in (3, 4, 5)]
+        assert not stops or stops[0] == len(row) - 1      # nothing after the first stop id
+    assert {row[-1] for row in rows if row} >= {3, 4}      # more than one of them ends a row
+
+
+def test_left_pad_ends_every_prompt_at_the_same_column():
+    ids, mask = left_pad([[1, 2, 3], [4], []], pad_id=PAD)
+    assert ids.tolist() == [[1, 2, 3], [0, 0, 4], [0, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 0]]
 
 def test_the_models_generation_config_does_not_change_the_sampling(tiny_model):
     prompts = _prompts(4)

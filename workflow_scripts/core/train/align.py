@@ -45,8 +45,8 @@ import torch.distributed as dist
 from workflow_scripts.core.cli import run
 from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything, write_run_info
-from workflow_scripts.core.generation import build_pair_batch, forward_logprob, stop_token_ids
-from workflow_scripts.core.sampling import HFSampler, add_generation_args
+from workflow_scripts.core.logprobs import build_pair_batch, forward_logprob
+from workflow_scripts.core.sampling import HFSampler, add_generation_args, stop_token_ids
 from workflow_scripts.core.pairs import PAIR_COLUMNS, make_pairs, read_pairs
 from workflow_scripts.core.scoring import check_scores, load_scorer
 from workflow_scripts.core.losses import SampleStats, effective_sample_fraction, get_variant, robust_objective

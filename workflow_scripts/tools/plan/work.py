@@ -34,7 +34,7 @@ class Phase:
 
 @dataclass(frozen=True)
 class AutoBatch:
-    """How a sampler sizes its batch on a GPU (workflow_scripts/core/sampling.py): as many sequences as
+    """How a sampler sizes its batch on a GPU (workflow_scripts/core/sampling/hf.py): as many sequences as
     ``fraction`` of the memory left by the job's models holds, at ``row_tokens`` of KV cache each, capped."""
 
     max_sequences: int

@@ -1,8 +1,8 @@
-"""Sampling completions and scoring them with sequence log-probabilities.
+"""Sequence log-probabilities of (prompt, response) pairs under a causal LM: the training forward's.
 
 Conventions used across the project:
-- prompts are left-padded for generation (so every prompt ends at the same column and the
-  KV cache is used), completions are right-padded;
+- a pair is one right-padded ``prompt + response`` row (:func:`build_pair_batch`); prompts are
+  left-padded only for generation (:func:`workflow_scripts.core.sampling.left_pad`);
 - ``logp(y|x)`` is the SUM of log-probabilities of the response tokens only: prompt tokens
   and padding are masked out (SPEC section 2).
 """
@@ -11,60 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
-
-
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        if len(s):
-            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s):] = 1
-    return ids, mask
-
-
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """Every id that ends a turn: the generation config's (Llama-3 instruct models list several,
-    e.g. ``<|end_of_text|>``, ``<|eom_id|>``, ``<|eot_id|>``) plus the tokenizer's EOS."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
-    ids.append(tokenizer.eos_token_id)
-    return sorted({int(i) for i in ids if i is not None})
-
-
-@torch.no_grad()
-def sample_completions(model, prompts: Sequence[Sequence[int]], *, eos_id: int | Sequence[int], pad_id: int,
-                       max_new_tokens: int,
-                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch_size: int = 64,
-                       generator_seed: int | None = None, desc: str = "sampling", num_return_sequences: int = 1,
-                       device: torch.device | str = "cpu") -> list[list[int]]:
-    """Sample completions (token ids, without the prompt, cut after the first stop id) for each prompt.
-
-    ``eos_id`` is one stop id or several (see :func:`stop_token_ids`). Returns
-    ``len(prompts) * num_return_sequences`` lists, prompt-major. ``top_k=0`` and ``top_p=1``
-    is plain ancestral sampling (the emotion protocol).
-    """
-    stops = {int(eos_id)} if isinstance(eos_id, int) else {int(i) for i in eos_id}
-    if generator_seed is not None:
-        torch.manual_seed(generator_seed)
-    was_training = model.training
-    model.eval()
-    out: list[list[int]] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, mininterval=5):
-        chunk = prompts[start:start + batch_size]
-        ids, mask = left_pad(chunk, pad_id)
-        generated = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
-            temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-            num_return_sequences=num_return_sequences, pad_token_id=pad_id, eos_token_id=sorted(stops), use_cache=True,
-        )
-        for row in generated[:, ids.shape[1]:].tolist():
-            end = next((i for i, token in enumerate(row) if token in stops), None)
-            out.append(row if end is None else row[: end + 1])
-    model.train(was_training)
-    return out
 
 
 def build_pair_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int,
@@ -151,19 +97,3 @@ def forward_logprob(model, batch: dict[str, torch.Tensor], *, with_embeddings: b
     targets = ids[rows, cols + 1]
     token_logprobs = logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
     return token_logprobs.new_zeros(ids.shape[0]).index_add(0, rows, token_logprobs), embeddings
-
-
-@torch.no_grad()
-def score_logprobs(model, prompts, responses, *, pad_id: int, batch_size: int = 64, max_length: int | None = None,
-                   device="cpu", desc: str = "log-probs") -> torch.Tensor:
-    """``logp(response | prompt)`` for many pairs, in eval mode, batched."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, mininterval=5):
-        batch = build_pair_batch(prompts[start:start + batch_size], responses[start:start + batch_size], pad_id, max_length)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        lp, _ = forward_logprob(model, batch)
-        out.append(lp.float().cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
