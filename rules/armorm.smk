@@ -150,21 +150,21 @@ rule armorm_prefs:
         "--summary {output.summary:q} > {log:q} 2>&1"
 
 
-# The WDPO protocol: offline, REBEL anchored at the base policy (armorm.align).
+# The WDPO protocol: offline, REBEL anchored at the base policy (armorm.align). Every ArmoRM alignment job
+# (offline and online) runs on launch.cpu_procs.align CPU processes, whatever its variant: the config check
+# splits ArmoRM's align batches over that count only (launch.align_two_process_variants is checked for
+# emotion's), and the mini preset's ArmoRM batch (global = micro = 16) does not split over 2.
 use rule align as armorm_align with:
     input:
         pairs=A.prefs_path,
         policy=f"{ARMORM}/base_policy",
         **W.canary_input(),
     output:
-        policy=directory(f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{ARMORM}/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("armorm/align/{pair}"),
     log:
-        f"{LOGS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("armorm/align/{pair}", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/armorm/align/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("armorm/align/{pair}", W.RUN),
     threads: W.procs("align")
     resources:
         gpu=0,
@@ -180,13 +180,11 @@ use rule evaluate as armorm_evaluate with:
         test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        validation=f"{ARMORM}/eval/validation/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{ARMORM}/eval/test/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/completions/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("armorm/eval", "{pair}", W.RUN),
     log:
-        f"{LOGS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("armorm/eval", "{pair}", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{pair}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("armorm/eval", "{pair}", W.RUN),
     params:
         module="workflow_scripts.armorm.evaluate",
         flags=A.eval_flags,
@@ -201,13 +199,11 @@ use rule armorm_evaluate as armorm_evaluate_base with:
         test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        validation=f"{ARMORM}/eval/validation/sft/{{seed}}.csv",
-        test=f"{ARMORM}/eval/test/sft/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/completions/sft/{{seed}}.parquet",
+        **W.eval_outputs("armorm/eval", "sft/{seed}"),
     log:
-        f"{LOGS}/armorm/eval/sft/{{seed}}.log",
+        W.log("armorm/eval", "sft/{seed}"),
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/sft/{{seed}}.tsv"
+        W.benchmark("armorm/eval", "sft/{seed}"),
 
 
 # The DRO-REBEL authors' online runner (armorm.online, when armorm.regimes lists it): the same alignment
@@ -231,25 +227,18 @@ rule armorm_online_prompts:
         "--max-prompt-tokens {params.max_prompt_tokens} --out {output:q} > {log:q} 2>&1"
 
 
-use rule align as armorm_align_online with:
+use rule armorm_align as armorm_align_online with:
     input:
         pairs=f"{ARMORM}/online/prompts.parquet",
         policy=f"{ARMORM}/base_policy",
         **A.reward_input(),
         **W.canary_input(),
     output:
-        policy=directory(f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{ARMORM}/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("armorm/align/{pair}@online"),
     log:
-        f"{LOGS}/armorm/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("armorm/align/{pair}@online", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/armorm/align/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
-    threads: W.procs("align")
-    resources:
-        gpu=0,
-        nproc=W.procs("align"),
+        W.benchmark("armorm/align/{pair}@online", W.RUN),
     params:
         flags=A.online_flags,
         settings=settings_of(A.online_flags),
@@ -262,13 +251,11 @@ use rule armorm_evaluate as armorm_evaluate_online with:
         test_prompts=f"{ARMORM}/prompts/test.parquet",
         **A.reward_input(),
     output:
-        validation=f"{ARMORM}/eval/validation/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{ARMORM}/eval/test/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{ARMORM}/eval/completions/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("armorm/eval", "{pair}@online", W.RUN),
     log:
-        f"{LOGS}/armorm/eval/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("armorm/eval", "{pair}@online", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/armorm/eval/{{pair}}@online/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("armorm/eval", "{pair}@online", W.RUN),
     params:
         flags=A.online_eval_flags,
         settings=settings_of(A.online_eval_flags),

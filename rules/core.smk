@@ -1,7 +1,9 @@
-# Rules shared by every experiment: the GPU canary, and the alignment and evaluation rules as
-# TEMPLATES. Each experiment uses them with its own inputs and paths (`use rule align as
-# emotion_align with: ...`), so a fix here reaches every experiment. The templates' own outputs live
-# under results/<preset>/templates/, which nothing requests: they never run themselves.
+# Rules shared by every experiment: the GPU canary, and the tokenizer, training, alignment and evaluation
+# rules as TEMPLATES. Each experiment uses them with its own inputs and paths (`use rule align as
+# emotion_align with: ...`), so a fix here reaches every experiment; the helpers W.train_outputs /
+# W.align_outputs / W.eval_outputs, W.log and W.benchmark derive a job's outputs, log and benchmark from
+# one path. The templates' own outputs live under results/<preset>/templates/, which nothing requests:
+# they never run themselves.
 
 
 wildcard_constraints:
@@ -34,27 +36,51 @@ rule gpu_canary:
         launch("workflow_scripts.tools.canary --out {output:q} --expected-gpus {resources.gpu} > {log:q} 2>&1")
 
 
-# Supervised fine-tuning of a policy on a corpus of texts (the directory's train / validation splits,
-# column `text`). An experiment sets the corpus, the tokenizer, the paths and `params` (model spec, flags).
+# A tokenizer: a hub tokenizer, or a BPE trained on the corpus (the directory's train split). An experiment
+# sets the corpus, the paths, `params.source` and `params.flags` (vocabulary size; a chat template).
+rule tokenizer:
+    input:
+        f"{RESULTS}/templates/tokenizer/corpus",
+    output:
+        directory(f"{RESULTS}/templates/tokenizer/tokenizer"),
+    conda:
+        "envs/train.yaml"
+    log:
+        W.log("templates/tokenizer"),
+    benchmark:
+        W.benchmark("templates/tokenizer"),
+    params:
+        source="",
+        flags="",
+    shell:
+        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} {params.flags} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
+# One training job of a model on a tokenized dataset: supervised fine-tuning of a policy on a corpus of texts
+# (the directory's train / validation splits, column `text`) here, an experiment's reward model through the
+# `reward_model` template below. `params.module` names the trainer, `params.data_flag` / `params.data` its data
+# argument; an experiment sets the inputs, the paths and `params` (model spec, flags).
 rule sft:
     input:
         data=f"{RESULTS}/templates/sft/corpus",
         tokenizer=f"{RESULTS}/templates/sft/tokenizer",
     output:
-        model=directory(f"{RESULTS}/templates/sft/model"),
-        metrics=f"{RESULTS}/templates/sft/metrics.json",
-        run_info=f"{RESULTS}/templates/sft/run_info.json",
+        **W.train_outputs("templates/sft"),
     conda:
         "envs/train.yaml"
     log:
-        f"{LOGS}/templates/sft.log",
+        W.log("templates/sft"),
     benchmark:
-        f"{BENCHMARKS}/templates/sft.tsv"
+        W.benchmark("templates/sft"),
     threads: W.procs("sft")
     resources:
         gpu=0,
         nproc=W.procs("sft"),
     params:
+        module="workflow_scripts.core.train.sft",
+        data_flag="--data",
+        data=subpath(input.data),
         model="",
         seed=config["seeds"][0],
         flags="",
@@ -63,11 +89,29 @@ rule sft:
         ckpt_dir=f"{RESULTS}/templates/sft/checkpoints",
     shell:
         launch(
-            "workflow_scripts.core.train.sft --data {input.data:q} --tokenizer {input.tokenizer:q} "
+            "{params.module} {params.data_flag} {params.data:q} --tokenizer {input.tokenizer:q} "
             "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
             "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
             "--run-name={params.run_name:q} > {log:q} 2>&1"
         )
+
+
+# A reward model's training job: the `sft` command and outputs on the reward-model process count. An
+# experiment sets `params.module` (its reward trainer) besides what it sets for `sft`.
+use rule sft as reward_model with:
+    output:
+        **W.train_outputs("templates/reward_model"),
+    log:
+        W.log("templates/reward_model"),
+    benchmark:
+        W.benchmark("templates/reward_model"),
+    threads: W.procs("reward_model")
+    resources:
+        gpu=0,
+        nproc=W.procs("reward_model"),
+    params:
+        module="workflow_scripts.templates.train_reward",
+        ckpt_dir=f"{RESULTS}/templates/reward_model/checkpoints",
 
 
 # One DeepSpeed alignment job: the ONE entry point (workflow_scripts.core.train.align) for every
@@ -78,16 +122,13 @@ rule align:
         pairs=f"{RESULTS}/templates/align/pairs.parquet",
         policy=f"{RESULTS}/templates/align/policy",
     output:
-        policy=directory(f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{RESULTS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("templates/align"),
     conda:
         "envs/train.yaml"
     log:
-        f"{LOGS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("templates/align", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/templates/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("templates/align", W.RUN),
     threads: W.align_procs
     resources:
         gpu=0,
@@ -113,15 +154,13 @@ rule evaluate:
     input:
         policy=f"{RESULTS}/templates/evaluate/policy",
     output:
-        validation=f"{RESULTS}/templates/evaluate/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{RESULTS}/templates/evaluate/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{RESULTS}/templates/evaluate/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("templates/evaluate", W.RUN),
     conda:
         "envs/train.yaml"
     log:
-        f"{LOGS}/templates/evaluate/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("templates/evaluate", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/templates/evaluate/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("templates/evaluate", W.RUN),
     threads: 1
     resources:
         gpu=0,

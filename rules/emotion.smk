@@ -26,23 +26,18 @@ rule emotion_data:
         "--test-from-validation {params.carve} --out {output:q} > {log:q} 2>&1"
 
 
-rule emotion_tokenizer:
+use rule tokenizer as emotion_tokenizer with:
     input:
         f"{EMOTION}/data",
     output:
         directory(f"{EMOTION}/tokenizer"),
-    conda:
-        "envs/train.yaml"
     log:
-        f"{LOGS}/emotion/tokenizer.log",
+        W.log("emotion/tokenizer"),
     benchmark:
-        f"{BENCHMARKS}/emotion/tokenizer.tsv"
+        W.benchmark("emotion/tokenizer"),
     params:
         source=E.cfg["tokenizer"],
-        vocab=E.cfg["tokenizer_vocab_size"],
-    shell:
-        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
-        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+        flags=cli_flags({"vocab_size": E.cfg["tokenizer_vocab_size"]}),
 
 
 use rule sft as emotion_sft with:
@@ -50,50 +45,32 @@ use rule sft as emotion_sft with:
         data=f"{EMOTION}/data",
         tokenizer=f"{EMOTION}/tokenizer",
     output:
-        model=directory(f"{EMOTION}/sft/model"),
-        metrics=f"{EMOTION}/sft/metrics.json",
-        run_info=f"{EMOTION}/sft/run_info.json",
+        **W.train_outputs("emotion/sft"),
     log:
-        f"{LOGS}/emotion/sft.log",
+        W.log("emotion/sft"),
     benchmark:
-        f"{BENCHMARKS}/emotion/sft.tsv"
+        W.benchmark("emotion/sft"),
     params:
         model=model_spec_arg(E.cfg["policy_model"]),
         flags=W.train_flags(E.cfg["sft"]),
         ckpt_dir=f"{EMOTION}/sft/checkpoints",
 
 
-rule emotion_reward_model:
+use rule reward_model as emotion_reward_model with:
     input:
         data=f"{EMOTION}/data",
         tokenizer=f"{EMOTION}/tokenizer",
     output:
-        model=directory(f"{EMOTION}/reward_model/model"),
-        metrics=f"{EMOTION}/reward_model/metrics.json",
-        run_info=f"{EMOTION}/reward_model/run_info.json",
-    conda:
-        "envs/train.yaml"
+        **W.train_outputs("emotion/reward_model"),
     log:
-        f"{LOGS}/emotion/reward_model.log",
+        W.log("emotion/reward_model"),
     benchmark:
-        f"{BENCHMARKS}/emotion/reward_model.tsv"
-    threads: W.procs("reward_model")
-    resources:
-        gpu=0,
-        nproc=W.procs("reward_model"),
+        W.benchmark("emotion/reward_model"),
     params:
+        module="workflow_scripts.emotion.train_reward",
         model=model_spec_arg(E.cfg["reward_model"]),
-        seed=config["seeds"][0],
         flags=W.train_flags(E.cfg["reward"]),
-        run_name=config["run_name"],
         ckpt_dir=f"{EMOTION}/reward_model/checkpoints",
-    shell:
-        launch(
-            "workflow_scripts.emotion.train_reward --data {input.data:q} --tokenizer {input.tokenizer:q} "
-            "--model {params.model:q} --out {output.model:q} --metrics {output.metrics:q} "
-            "--run-info {output.run_info:q} --seed {params.seed} {params.flags} --checkpoint-dir {params.ckpt_dir:q} "
-            "--run-name={params.run_name:q} > {log:q} 2>&1"
-        )
 
 
 # Preference pairs from the SFT policy, scored by the reward model, labelled under r*(alpha0); one set per
@@ -133,14 +110,11 @@ use rule align as emotion_align with:
         reward_model=f"{EMOTION}/reward_model/model",
         **W.canary_input(),
     output:
-        policy=directory(f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{EMOTION}/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("emotion/align"),
     log:
-        f"{LOGS}/emotion/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("emotion/align", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/emotion/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("emotion/align", W.RUN),
     params:
         flags=E.align_flags,
         settings=settings_of(E.align_flags),
@@ -152,13 +126,11 @@ use rule evaluate as emotion_evaluate with:
         reward_model=f"{EMOTION}/reward_model/model",
         data=f"{EMOTION}/data",
     output:
-        validation=f"{EMOTION}/eval/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{EMOTION}/eval/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{EMOTION}/eval/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("emotion/eval", W.RUN),
     log:
-        f"{LOGS}/emotion/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("emotion/eval", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/emotion/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("emotion/eval", W.RUN),
     params:
         module="workflow_scripts.emotion.evaluate",
         flags=E.eval_flags,
@@ -172,27 +144,22 @@ use rule emotion_evaluate as emotion_evaluate_sft with:
         reward_model=f"{EMOTION}/reward_model/model",
         data=f"{EMOTION}/data",
     output:
-        validation=f"{EMOTION}/eval/validation/sft/{{seed}}.csv",
-        test=f"{EMOTION}/eval/test/sft/{{seed}}.csv",
-        completions=f"{EMOTION}/eval/completions/sft/{{seed}}.parquet",
+        **W.eval_outputs("emotion/eval", "sft/{seed}"),
     log:
-        f"{LOGS}/emotion/eval/sft/{{seed}}.log",
+        W.log("emotion/eval", "sft/{seed}"),
     benchmark:
-        f"{BENCHMARKS}/emotion/eval/sft/{{seed}}.tsv"
+        W.benchmark("emotion/eval", "sft/{seed}"),
 
 
 # The online grid (emotion.regimes lists online): REBEL's own loop, fresh pairs from pi_t every iteration, the
 # pairs of the training seed as its prompt pool; evaluated and reported like the offline grid (emotion_online_*).
 use rule emotion_align as emotion_align_online with:
     output:
-        policy=directory(f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{EMOTION}/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("emotion/online/align"),
     log:
-        f"{LOGS}/emotion/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("emotion/online/align", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/emotion/online/align/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("emotion/online/align", W.RUN),
     params:
         flags=E.online_flags,
         settings=settings_of(E.online_flags),
@@ -204,13 +171,11 @@ use rule emotion_evaluate as emotion_evaluate_online with:
         reward_model=f"{EMOTION}/reward_model/model",
         data=f"{EMOTION}/data",
     output:
-        validation=f"{EMOTION}/online/eval/validation/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{EMOTION}/online/eval/test/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{EMOTION}/online/eval/completions/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("emotion/online/eval", W.RUN),
     log:
-        f"{LOGS}/emotion/online/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("emotion/online/eval", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/emotion/online/eval/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("emotion/online/eval", W.RUN),
 
 
 # Radius and eta/beta per variant chosen on validation; the alpha sweep, training curves, robustness and

@@ -36,23 +36,18 @@ rule hh_data:
         "> {log:q} 2>&1"
 
 
-rule hh_tokenizer:
+use rule tokenizer as hh_tokenizer with:
     input:
         f"{HH}/sft_corpus",
     output:
         directory(f"{HH}/{{policy}}/tokenizer"),
-    conda:
-        "envs/train.yaml"
     log:
-        f"{LOGS}/hh/{{policy}}/tokenizer.log",
+        W.log("hh/{policy}/tokenizer"),
     benchmark:
-        f"{BENCHMARKS}/hh/{{policy}}/tokenizer.tsv"
+        W.benchmark("hh/{policy}/tokenizer"),
     params:
         source=H.tokenizer_source,
-        vocab=H.cfg["tokenizer_vocab_size"],
-    shell:
-        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
-        "--vocab-size {params.vocab} --chat-template hh --out {output:q} > {log:q} 2>&1"
+        flags=cli_flags({"vocab_size": H.cfg["tokenizer_vocab_size"], "chat_template": "hh"}),
 
 
 use rule sft as hh_sft with:
@@ -60,13 +55,11 @@ use rule sft as hh_sft with:
         data=f"{HH}/sft_corpus",
         tokenizer=f"{HH}/{{policy}}/tokenizer",
     output:
-        model=directory(f"{HH}/{{policy}}/sft/model"),
-        metrics=f"{HH}/{{policy}}/sft/metrics.json",
-        run_info=f"{HH}/{{policy}}/sft/run_info.json",
+        **W.train_outputs("hh/{policy}/sft"),
     log:
-        f"{LOGS}/hh/{{policy}}/sft.log",
+        W.log("hh/{policy}/sft"),
     benchmark:
-        f"{BENCHMARKS}/hh/{{policy}}/sft.tsv"
+        W.benchmark("hh/{policy}/sft"),
     params:
         model=H.policy_spec,
         flags=W.train_flags(H.cfg["sft"]),
@@ -75,57 +68,37 @@ use rule sft as hh_sft with:
 
 # A Bradley-Terry reward model per objective, trained on its subset's pairs (hh.reward_models.source: train);
 # with `pretrained` the public Ray2333 models are loaded by name instead.
-rule hh_reward_tokenizer:
+use rule tokenizer as hh_reward_tokenizer with:
     input:
         f"{HH}/sft_corpus",
     output:
         directory(f"{HH}/reward_models/tokenizer"),
-    conda:
-        "envs/train.yaml"
     log:
-        f"{LOGS}/hh/reward_models/tokenizer.log",
+        W.log("hh/reward_models/tokenizer"),
     benchmark:
-        f"{BENCHMARKS}/hh/reward_models/tokenizer.tsv"
+        W.benchmark("hh/reward_models/tokenizer"),
     params:
         source=H.cfg["reward_models"]["tokenizer"],
-        vocab=H.cfg["tokenizer_vocab_size"],
-    shell:
-        "python -m workflow_scripts.core.tokenizer --source {params.source:q} --data {input:q} "
-        "--vocab-size {params.vocab} --out {output:q} > {log:q} 2>&1"
+        flags=cli_flags({"vocab_size": H.cfg["tokenizer_vocab_size"]}),
 
 
-rule hh_reward_model:
+use rule reward_model as hh_reward_model with:
     input:
         pairs=H.preference_inputs,
         tokenizer=f"{HH}/reward_models/tokenizer",
     output:
-        model=directory(f"{HH}/reward_models/{{objective}}/model"),
-        metrics=f"{HH}/reward_models/{{objective}}/metrics.json",
-        run_info=f"{HH}/reward_models/{{objective}}/run_info.json",
-    conda:
-        "envs/train.yaml"
+        **W.train_outputs("hh/reward_models/{objective}"),
     log:
-        f"{LOGS}/hh/reward_models/{{objective}}.log",
+        W.log("hh/reward_models/{objective}"),
     benchmark:
-        f"{BENCHMARKS}/hh/reward_models/{{objective}}.tsv"
-    threads: W.procs("reward_model")
-    resources:
-        gpu=0,
-        nproc=W.procs("reward_model"),
+        W.benchmark("hh/reward_models/{objective}"),
     params:
-        pairs=input_parent("pairs"),
+        module="workflow_scripts.hh.train_reward",
+        data_flag="--pairs",
+        data=input_parent("pairs"),
         model=model_spec_arg(H.cfg["reward_models"]["model"]),
-        seed=config["seeds"][0],
         flags=W.train_flags(H.cfg["reward_models"]["train"]),
-        run_name=config["run_name"],
         ckpt_dir=f"{HH}/reward_models/{{objective}}/checkpoints",
-    shell:
-        launch(
-            "workflow_scripts.hh.train_reward --pairs {params.pairs:q} "
-            "--tokenizer {input.tokenizer:q} --model {params.model:q} --out {output.model:q} "
-            "--metrics {output.metrics:q} --run-info {output.run_info:q} --seed {params.seed} {params.flags} "
-            "--checkpoint-dir {params.ckpt_dir:q} --run-name={params.run_name:q} > {log:q} 2>&1"
-        )
 
 
 rule hh_completions:
@@ -182,14 +155,11 @@ use rule align as hh_align with:
         policy=f"{HH}/{{policy}}/sft/model",
         **W.canary_input(),
     output:
-        policy=directory(f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/policy"),
-        metrics=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/metrics.json",
-        history=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/history.csv",
-        run_info=f"{HH}/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}/run_info.json",
+        **W.align_outputs("hh/{policy}/align/{aggregation}/{scale}"),
     log:
-        f"{LOGS}/hh/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("hh/{policy}/align/{aggregation}/{scale}", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/hh/{{policy}}/align/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("hh/{policy}/align/{aggregation}/{scale}", W.RUN),
     params:
         flags=H.align_flags(),
 
@@ -201,13 +171,11 @@ use rule evaluate as hh_evaluate with:
         test_prompts=f"{HH}/data/prompts/test.parquet",
         **H.reward_model_inputs(),
     output:
-        validation=f"{HH}/{{policy}}/eval/validation/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        test=f"{HH}/{{policy}}/eval/test/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.csv",
-        completions=f"{HH}/{{policy}}/eval/completions/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.parquet",
+        **W.eval_outputs("hh/{policy}/eval", "{aggregation}/{scale}", W.RUN),
     log:
-        f"{LOGS}/hh/{{policy}}/eval/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.log",
+        W.log("hh/{policy}/eval", "{aggregation}/{scale}", W.RUN),
     benchmark:
-        f"{BENCHMARKS}/hh/{{policy}}/eval/{{aggregation}}/{{scale}}/{{variant}}/{{radius}}/{{hp}}/{{seed}}.tsv"
+        W.benchmark("hh/{policy}/eval", "{aggregation}/{scale}", W.RUN),
     params:
         module="workflow_scripts.hh.evaluate",
         flags=H.eval_flags,
@@ -221,13 +189,11 @@ use rule hh_evaluate as hh_evaluate_sft with:
         test_prompts=f"{HH}/data/prompts/test.parquet",
         **H.reward_model_inputs(),
     output:
-        validation=f"{HH}/{{policy}}/eval/validation/sft/{{seed}}.csv",
-        test=f"{HH}/{{policy}}/eval/test/sft/{{seed}}.csv",
-        completions=f"{HH}/{{policy}}/eval/completions/sft/{{seed}}.parquet",
+        **W.eval_outputs("hh/{policy}/eval", "sft/{seed}"),
     log:
-        f"{LOGS}/hh/{{policy}}/eval/sft/{{seed}}.log",
+        W.log("hh/{policy}/eval", "sft/{seed}"),
     benchmark:
-        f"{BENCHMARKS}/hh/{{policy}}/eval/sft/{{seed}}.tsv"
+        W.benchmark("hh/{policy}/eval", "sft/{seed}"),
 
 
 rule hh_report:

@@ -34,9 +34,9 @@ rule lm_eval:
     conda:
         "envs/train.yaml"
     log:
-        f"{LOGS}/templates/lm_eval.log",
+        W.log("templates/lm_eval"),
     benchmark:
-        f"{BENCHMARKS}/templates/lm_eval.tsv"
+        W.benchmark("templates/lm_eval"),
     threads: 1
     resources:
         gpu=0,
@@ -58,9 +58,9 @@ use rule lm_eval as lm_eval_armorm with:
         results=f"{LM_EVAL}/armorm/{{pair}}/{{variant}}/{{seed}}/results.json",
         harness=directory(f"{LM_EVAL}/armorm/{{pair}}/{{variant}}/{{seed}}/harness"),
     log:
-        f"{LOGS}/lm_eval/armorm/{{pair}}/{{variant}}/{{seed}}.log",
+        W.log("lm_eval/armorm/{pair}/{variant}/{seed}"),
     benchmark:
-        f"{BENCHMARKS}/lm_eval/armorm/{{pair}}/{{variant}}/{{seed}}.tsv"
+        W.benchmark("lm_eval/armorm/{pair}/{variant}/{seed}"),
     params:
         which=L.which_flags("armorm"),
 
@@ -73,9 +73,9 @@ use rule lm_eval as lm_eval_armorm_base with:
         results=f"{LM_EVAL}/armorm/sft/results.json",
         harness=directory(f"{LM_EVAL}/armorm/sft/harness"),
     log:
-        f"{LOGS}/lm_eval/armorm/sft.log",
+        W.log("lm_eval/armorm/sft"),
     benchmark:
-        f"{BENCHMARKS}/lm_eval/armorm/sft.tsv"
+        W.benchmark("lm_eval/armorm/sft"),
     params:
         which=L.which_flags("armorm"),
 
@@ -89,9 +89,9 @@ use rule lm_eval as lm_eval_hh with:
         results=f"{LM_EVAL}/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}/results.json",
         harness=directory(f"{LM_EVAL}/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}/harness"),
     log:
-        f"{LOGS}/lm_eval/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}.log",
+        W.log("lm_eval/hh/{policy}/{aggregation}/{scale}/{variant}/{seed}"),
     benchmark:
-        f"{BENCHMARKS}/lm_eval/hh/{{policy}}/{{aggregation}}/{{scale}}/{{variant}}/{{seed}}.tsv"
+        W.benchmark("lm_eval/hh/{policy}/{aggregation}/{scale}/{variant}/{seed}"),
     params:
         which=L.which_flags("hh"),
 
@@ -104,9 +104,9 @@ use rule lm_eval as lm_eval_hh_sft with:
         results=f"{LM_EVAL}/hh/{{policy}}/sft/results.json",
         harness=directory(f"{LM_EVAL}/hh/{{policy}}/sft/harness"),
     log:
-        f"{LOGS}/lm_eval/hh/{{policy}}/sft.log",
+        W.log("lm_eval/hh/{policy}/sft"),
     benchmark:
-        f"{BENCHMARKS}/lm_eval/hh/{{policy}}/sft.tsv"
+        W.benchmark("lm_eval/hh/{policy}/sft"),
     params:
         which=L.which_flags("hh"),
 

@@ -148,3 +148,34 @@ def test_every_params_function_that_reads_input_has_its_settings_twin(repo):
                     missing.append(f"{path.name}: {name} ({param}={owner}.{method})")
     assert checked >= 10, checked                         # the pattern still finds the rules' params functions
     assert not missing, missing
+
+
+def test_job_paths_are_derived_from_one_path():
+    """W.train_outputs / align_outputs / eval_outputs, W.log and W.benchmark give the paths the rules used to spell
+    out by hand (here literally, for the mini preset), wildcards kept in single braces."""
+    from snakemake.io import is_flagged
+
+    from workflow_scripts.core.workflow import Workflow
+
+    w = Workflow({"preset": "mini"})
+    run = "{variant}/{radius}/{hp}/{seed}"
+    assert w.RUN == run
+    assert w.log("hh/{pair}/align", run) == "logs/mini/hh/{pair}/align/{variant}/{radius}/{hp}/{seed}.log"
+    assert w.benchmark("emotion/sft") == "benchmarks/mini/emotion/sft.tsv"
+
+    trained = w.train_outputs("hh/{policy}/sft")
+    assert trained == {"model": "results/mini/hh/{policy}/sft/model", "metrics": "results/mini/hh/{policy}/sft/metrics.json",
+                       "run_info": "results/mini/hh/{policy}/sft/run_info.json"}
+    aligned = w.align_outputs("armorm/align/{pair}@online")
+    base = "results/mini/armorm/align/{pair}@online/{variant}/{radius}/{hp}/{seed}"
+    assert aligned == {"policy": f"{base}/policy", "metrics": f"{base}/metrics.json",
+                       "history": f"{base}/history.csv", "run_info": f"{base}/run_info.json"}
+    # the model and the policy are directories (Snakemake creates and removes them whole)
+    assert is_flagged(trained["model"], "directory") and is_flagged(aligned["policy"], "directory")
+    assert not any(is_flagged(aligned[k], "directory") for k in ("metrics", "history", "run_info"))
+
+    assert w.eval_outputs("emotion/eval", "sft/{seed}") == {
+        "validation": "results/mini/emotion/eval/validation/sft/{seed}.csv",
+        "test": "results/mini/emotion/eval/test/sft/{seed}.csv",
+        "completions": "results/mini/emotion/eval/completions/sft/{seed}.parquet"}
+    assert list(w.eval_outputs("hh/{policy}/eval", "{aggregation}/{scale}", run)) == ["validation", "test", "completions"]

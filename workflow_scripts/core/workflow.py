@@ -5,7 +5,8 @@ unit-tested. Nothing here imports torch or pandas: planning a grid must stay fas
 
 - :data:`LAUNCH` / :func:`launch`: the ONE launcher line of every job that may run several processes;
 - :func:`cli_flags`: a config section as command-line flags (every rule builds its flags with it);
-- :class:`Workflow`: the config-bound helpers (grid, flags of trainers and alignment jobs, resources);
+- :class:`Workflow`: the config-bound helpers (grid, flags of trainers and alignment jobs, resources, and the
+  outputs / log / benchmark of a templated job, derived from one path);
 - input/params functions Snakemake calls with a job's wildcards: :func:`hparam_flag`, :func:`run_label`,
   :func:`output_stem`.
 """
@@ -16,6 +17,8 @@ import json
 import os
 import shlex
 from typing import Any, Mapping
+
+from snakemake.io import directory
 
 from workflow_scripts.core.grid import Run, expand_grid, parse_hparam
 
@@ -180,9 +183,44 @@ def input_parent(name: str):
 class Workflow:
     """The config-bound helpers every rule file uses (``W`` in the rule files)."""
 
+    #: One alignment run below an experiment's align/ or eval/<split>/ directory: :attr:`grid.Run.path`, as wildcards.
+    RUN = "{variant}/{radius}/{hp}/{seed}"
+
     def __init__(self, config: dict):
         self.config = config
         self.results = f"results/{config['preset']}"
+        self.logs = f"logs/{config['preset']}"
+        self.benchmarks = f"benchmarks/{config['preset']}"
+
+    # ------------------------------------------------------------------------- the paths of a job
+    # A job's log and benchmark mirror where its results live: results/<preset>/<path>[/...] is logged to
+    # logs/<preset>/<path>.log and timed in benchmarks/<preset>/<path>.tsv. Each helper takes that path relative to
+    # the preset's results, in parts joined by "/" (plain strings: wildcards in single braces), so a templated rule
+    # names its place once instead of spelling every output, its log and its benchmark.
+    def log(self, *path: str) -> str:
+        return f"{self.logs}/{'/'.join(path)}.log"
+
+    def benchmark(self, *path: str) -> str:
+        return f"{self.benchmarks}/{'/'.join(path)}.tsv"
+
+    def train_outputs(self, *path: str) -> dict:
+        """A trainer's outputs (the ``sft`` and ``reward_model`` templates) in results/<preset>/<path>/."""
+        base = f"{self.results}/{'/'.join(path)}"
+        return {"model": directory(f"{base}/model"), "metrics": f"{base}/metrics.json",
+                "run_info": f"{base}/run_info.json"}
+
+    def align_outputs(self, *path: str) -> dict:
+        """An alignment run's outputs (the ``align`` template) in results/<preset>/<path>/:attr:`RUN`/."""
+        base = f"{self.results}/{'/'.join(path)}/{self.RUN}"
+        return {"policy": directory(f"{base}/policy"), "metrics": f"{base}/metrics.json",
+                "history": f"{base}/history.csv", "run_info": f"{base}/run_info.json"}
+
+    def eval_outputs(self, path: str, *run: str) -> dict:
+        """An evaluation's outputs (the ``evaluate`` template): results/<preset>/<path>/{validation,test}/<run>.csv
+        and <path>/completions/<run>.parquet; its log and benchmark are ``log(path, *run)``."""
+        base, name = f"{self.results}/{path}", "/".join(run)
+        return {**{split: f"{base}/{split}/{name}.csv" for split in EVAL_SPLITS},
+                "completions": f"{base}/completions/{name}.parquet"}
 
     def grid(self, experiment: str) -> list[Run]:
         """The alignment runs of an experiment: variant x its radii x its eta/beta grid x seeds."""
