@@ -14,10 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from workflow_scripts.core.experiments import experiment_modules
 from workflow_scripts.tools.plan import calibrate as cal
-from workflow_scripts.tools.plan import memory, report, schedule
+from workflow_scripts.tools.plan import memory, report, schedule, work
 from workflow_scripts.tools.plan.cli import main, plan
 from workflow_scripts.tools.plan.dag import JobSpec, plan_jobs
+from workflow_scripts.tools.plan.inputs import Context, SamplingInputs, evaluation
 from workflow_scripts.tools.plan.shapes import KNOWN, shape_of
 from workflow_scripts.tools.plan.throughput import DEFAULT_TABLE, Throughput
 
@@ -98,6 +100,65 @@ def test_alignment_work_follows_the_trainer():
     assert tokens(work[("chi2-rebel", "1")], "forward") == pytest.approx(512 * seq)  # 2 ranks: 1 micro-batch each
     assert tokens(work[("w-rebel", "1")], "forward") == pytest.approx((3 * 1024 + 512) * seq)  # sqrt_mean: + input grad
     assert {p.family for p in work[("wdpo", "1")].phases if p.phase == "train_step"} == {"wasserstein"}
+
+
+# ---------------------------------------------------------------------------------------------- families
+def test_every_experiment_rule_with_model_work_has_its_family(paper):
+    """The experiments' plan modules give each of their GPU rules a family; everything else is start-up only."""
+    expected = {"sft": ["emotion_sft", "hh_sft"], "reward": ["emotion_reward_model", "hh_reward_model"],
+                "generate": ["emotion_pairs", "armorm_completions", "armorm_scores", "hh_completions"],
+                "align": ["emotion_align", "emotion_align_online", "armorm_align", "armorm_align_online", "hh_align"],
+                "evaluate": ["emotion_evaluate", "emotion_evaluate_sft", "emotion_evaluate_online", "armorm_evaluate",
+                             "armorm_evaluate_base", "armorm_evaluate_online", "hh_evaluate", "hh_evaluate_sft"],
+                "lm_eval": ["lm_eval_armorm", "lm_eval_armorm_base", "lm_eval_hh", "lm_eval_hh_sft"],
+                "simulation": ["radius_coverage_simulate"]}
+    assert {rule: family for rule, (family, _) in work.rules().items()} == \
+        {rule: family for family, rules in expected.items() for rule in rules}
+    assert work.family_of("emotion_data") == "cpu"
+    assert all(e.family != "cpu" for e in paper.estimates if e.on_gpu)
+
+
+def test_a_new_experiment_needs_only_its_plan_module(monkeypatch):
+    """An experiment the planner has never seen: its plan module maps a rule to a family and says what the
+    family needs; the job is priced with no change to workflow_scripts/tools (tokens by hand)."""
+    gpt2 = KNOWN["gpt2"]
+    toy = type("module", (), {"RULES": {"toy_evaluate": ("evaluate", lambda ctx, job: SamplingInputs(
+        gpt2, (gpt2, gpt2), 10, 20, 8, 0.5, 4, per_prompt=2))}})
+    monkeypatch.setattr(work, "experiment_modules", lambda kind: {**experiment_modules(kind), "toy": toy})
+    work.rules.cache_clear()
+    try:
+        job = JobSpec(0, "toy_evaluate", {}, 1, "b.tsv")
+        w = work.work_of(Context({}, {}), job)
+        assert work.family_of("toy_evaluate") == "evaluate" and work.family_of("emotion_pairs") == "generate"
+    finally:
+        work.rules.cache_clear()
+    tokens = {}
+    for p in w.phases:
+        tokens[p.phase] = tokens.get(p.phase, 0) + p.tokens
+    assert tokens == {"prefill": 10 * 20, "generation": 10 * 8, "scoring": 2 * 10 * (20 + 0.5 * 8)}
+    assert w.memory.models == (gpt2, gpt2, gpt2) and w.memory.length == 28 and w.memory.batch == 4
+
+
+def test_an_unknown_family_is_named_with_its_experiment(monkeypatch):
+    toy = type("module", (), {"RULES": {"toy_x": ("distill", None)}})
+    monkeypatch.setattr(work, "experiment_modules", lambda kind: {"toy": toy})
+    work.rules.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="toy/plan.py: rule toy_x has an unknown family 'distill'"):
+            work.family_of("toy_x")
+    finally:
+        work.rules.cache_clear()
+
+
+@pytest.mark.parametrize("cap, prompts", [(None, 3 + 10), (5, 3 + 5), (2, 2 + 2)])
+def test_evaluation_samples_validation_and_test_prompts(cap, prompts):
+    from workflow_scripts.tools.plan.sizes import Splits
+
+    split = Splits(train=100, validation=3, test=10, prompt_tokens=7, text_tokens=9, response_fraction=0.25)
+    section = {"n_prompts": cap, "samples_per_prompt": 4, "max_new_tokens": 16}
+    x = evaluation(section, split, KNOWN["gpt2"], (), 7, 32)
+    assert (x.sequences, x.per_prompt, x.new_tokens, x.batch) == (4 * prompts, 4, 16, 32)
+    assert x.scored_tokens == 7 + 0.25 * 16 and x.length == 7 + 16
 
 
 # ---------------------------------------------------------------------------------------------- shapes

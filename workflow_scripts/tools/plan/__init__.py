@@ -6,8 +6,9 @@
         --calibrate /tmp/pilot --calibrate-config presets/mini.yaml                  # calibrated on a pilot run
 
 ``snakemake -n`` counts jobs; a researcher budgeting a grid needs hours. The planner builds Snakemake's
-own DAG for the config and targets (:mod:`.dag`), gives every job a work model in tokens per phase
-computed from the config (:mod:`.work`, :mod:`.sizes`), prices the tokens with the versioned throughput
+own DAG for the config and targets (:mod:`.dag`), gives every job its rule family's work model in tokens
+per phase (:mod:`.work`), fed by the job's experiment (``workflow_scripts/<experiment>/plan.py``,
+:mod:`.inputs`, :mod:`.sizes`), prices the tokens with the versioned throughput
 table (:mod:`.throughput`, ``workflow_scripts/tools/throughput.yaml``) on the profile's GPU counts
 (:mod:`.resources`), checks each job's peak memory against the GPU (:mod:`.memory`), schedules the DAG
 on the cluster size (:mod:`.schedule`), and optionally recalibrates every rule on the benchmark files of

@@ -18,7 +18,7 @@ from workflow_scripts.tools.plan.estimate import estimate_jobs
 from workflow_scripts.tools.plan.resources import (DEFAULT_PROFILE, gpus_per_rule, profile_resources,
                                                    runtime_minutes, site_overrides)
 from workflow_scripts.tools.plan.throughput import DEFAULT_TABLE, Throughput, write_estimates
-from workflow_scripts.tools.plan.work import Context
+from workflow_scripts.tools.plan.inputs import Context
 
 
 @dataclass

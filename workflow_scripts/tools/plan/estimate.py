@@ -13,7 +13,8 @@ from typing import Optional
 from workflow_scripts.tools.plan import memory
 from workflow_scripts.tools.plan.dag import JobSpec
 from workflow_scripts.tools.plan.throughput import Throughput
-from workflow_scripts.tools.plan.work import Context, Work, family_of, work_of
+from workflow_scripts.tools.plan.inputs import Context
+from workflow_scripts.tools.plan.work import Work, family_of, work_of
 
 
 @dataclass
@@ -105,8 +106,8 @@ def estimate_jobs(ctx: Context, jobs: list[JobSpec], table: Throughput, gpu: str
             busy = est.phase_s.get("train_step", 0.0) + est.phase_s.get("forward", 0.0)
             if floor > busy:
                 est.phase_s["train_step"] = est.phase_s.get("train_step", 0.0) + floor - busy
-        if work.cpu_units:
-            est.phase_s["cpu"] = work.cpu_units / float(ctx.table["radius_coverage"]["samples_per_s"])
+        if work.cpu_seconds:
+            est.phase_s["cpu"] = work.cpu_seconds
         est.compute_s = sum(est.phase_s.values())
         est.startup_s = table.startup(device, work.loads, on_gpu)
         est.seconds = est.compute_s + est.startup_s
