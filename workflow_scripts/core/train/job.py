@@ -79,7 +79,8 @@ def supervised_parser(description: str, *, data: str, data_help: str, metrics: s
 
 @dataclass
 class SupervisedJob:
-    """One supervised training job. ``args`` comes from a :func:`supervised_parser`; ``name`` is the job's name in run_info.json."""
+    """One supervised training job. ``args`` comes from a :func:`supervised_parser`; ``name`` is the job's name
+    in run_info.json; ``log`` is the trainer's logger (its closing line names it)."""
 
     args: object
     log: logging.Logger
@@ -139,7 +140,8 @@ class SupervisedJob:
     def train(self, n_examples: int, make_batch: Callable[[np.ndarray], dict], loss_fn: Callable, *, desc: str,
               scalars: str, evaluate: Callable[[], dict] | None = None, eval_every: int = 0) -> list[dict]:
         """The shared loop (:func:`~.supervised.train_supervised`), resumed from the newest intact checkpoint;
-        its scalars go to TensorBoard under ``scalars/`` next to ``metrics.json``. Returns the history."""
+        every step's scalars go to TensorBoard as ``<scalars>/<column>`` in ``tensorboard/`` next to
+        ``metrics.json``. Returns the history."""
         args = self.args
         log = ScalarLog(Path(args.metrics).parent / "tensorboard", self.rank, prefix=scalars)
         with self.phase("training"):
