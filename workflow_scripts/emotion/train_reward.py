@@ -20,26 +20,17 @@ examples; ``curve`` is the learning curve (training loss, validation accuracy an
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 import logging
-import time
 
 import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from workflow_scripts.core.io import setup_logging, write_json_atomic
-from workflow_scripts.core.runinfo import write_run_info
-from workflow_scripts.emotion.data import EMOTION_LABELS, load_emotion_split
-from workflow_scripts.core.models import build_sequence_classifier, load_tokenizer
-from workflow_scripts.emotion.reward import REWARD_EMOTIONS
-from workflow_scripts.core.train.engine import (add_training_args, make_engine, run_info_fields, save_model,
-                                               start_training_job)
-from workflow_scripts.core.train.sft import make_checkpointer, model_spec
-from workflow_scripts.core.train.scalars import ScalarLog
-from workflow_scripts.core.train.supervised import evaluate_batches, steps_per_epoch, train_supervised
 from workflow_scripts.core.cli import run
+from workflow_scripts.core.models import build_sequence_classifier, load_tokenizer
+from workflow_scripts.core.train.job import SupervisedJob, model_spec, supervised_parser
+from workflow_scripts.emotion.data import EMOTION_LABELS, load_emotion_split
+from workflow_scripts.emotion.reward import REWARD_EMOTIONS
 
 logger = logging.getLogger("reward_model")
 
@@ -48,17 +39,13 @@ COLUMN = {name: j for j, name in enumerate(REWARD_EMOTIONS)}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="emotion dataset: hub id or local directory")
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--model", required=True, help="hub id / directory, or a JSON object of GPT2Config arguments")
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True, help="metrics JSON: single-text and multi-label accuracy, ROC-AUC, curve")
+    p = supervised_parser(__doc__, data="--data", data_help="emotion dataset: hub id or local directory",
+                          metrics="metrics JSON: single-text and multi-label accuracy, ROC-AUC, curve", epochs=8,
+                          max_length=200)
     p.add_argument("--max-concat", type=int, default=3, help="texts concatenated per example: 1..max_concat")
     p.add_argument("--p-single", type=float, default=None,
                    help="share of single-text examples (default: k uniform in 1..max_concat, as the WDPO protocol)")
     p.add_argument("--eval-every", type=int, default=0, help="learning-curve point every N steps (0: at the end only)")
-    add_training_args(p, epochs=8, max_length=200)
     return p.parse_args(argv)
 
 
@@ -154,13 +141,9 @@ def reward_examples(args, tokenizer):
 
 
 def main(argv=None):
-    setup_logging()
     args = parse_args(argv)
-    job = start_training_job(args)
-    rank, world, device, split, precision, started = (job.rank, job.world, job.device, job.split, job.precision,
-                                                      job.started)
-    clock = job.clock
-    with clock.phase("tokenizer_and_data"):
+    job = SupervisedJob.start(args, logger, name="reward_model")
+    with job.phase("tokenizer_and_data"):
         tokenizer = load_tokenizer(args.tokenizer)
         train_x, train_y, dropped, held_out = reward_examples(args, tokenizer)
 
@@ -172,24 +155,18 @@ def main(argv=None):
     def make_batch(idx):
         return {**encode(train_x, idx), "labels": torch.from_numpy(train_y[idx])}
 
-    with clock.phase("model_load"):
+    with job.phase("model_load"):
         model = build_sequence_classifier(model_spec(args.model), tokenizer, len(REWARD_EMOTIONS), seed=args.seed)
         model.config.id2label = dict(enumerate(REWARD_EMOTIONS))
         model.config.label2id = {name: i for i, name in enumerate(REWARD_EMOTIONS)}
-    total = steps_per_epoch(len(train_x), split) * args.epochs
-    with clock.phase("engine_init"):
-        engine, ds_config = make_engine(model, split, lr=args.lr, total_steps=total, warmup_ratio=args.warmup_ratio,
-                                        weight_decay=args.weight_decay, zero_stage=args.zero_stage,
-                                        precision=precision,
-                                        gradient_checkpointing=args.gradient_checkpointing == "true")
-    if rank == 0:
+    job.build_engine(model, len(train_x))
+    if job.rank == 0:
         logger.info("reward model: %d training examples (%d texts longer than %d tokens left out), %d steps, %s",
-                    len(train_x), dropped, args.max_length, total, precision)
+                    len(train_x), dropped, args.max_length, job.total_steps, job.precision)
 
     def probabilities(texts):
-        return np.concatenate(evaluate_batches(
-            engine.module, len(texts), lambda idx: encode(texts, idx),
-            lambda m, b: torch.sigmoid(m(**b).logits.float()).cpu().numpy(), 128, device))
+        return np.concatenate(job.evaluate(len(texts), lambda idx: encode(texts, idx),
+                                           lambda m, b: torch.sigmoid(m(**b).logits.float()).cpu().numpy(), 128))
 
     def curve_point() -> dict:
         texts, columns = held_out["validation"]["single"]
@@ -197,15 +174,9 @@ def main(argv=None):
         return {"validation_single_accuracy": m["single_accuracy"],
                 "validation_single_auc_mean": float(np.nanmean(list(m["single_roc_auc"].values())))}
 
-    checkpointer = make_checkpointer(engine, args, world, rank)
-    scalars = ScalarLog(Path(args.metrics).parent / "tensorboard", rank, prefix="reward_model")
-    with clock.phase("training"):
-        history = train_supervised(engine, len(train_x), make_batch, lambda eng, b: eng(**b).loss, split, args.epochs,
-                                   args.seed, rank, device, desc="reward model", checkpointer=checkpointer,
-                                   evaluate=curve_point, eval_every=args.eval_every or total, clock=clock,
-                                   scalars=scalars)
-        scalars.close()
-    with clock.phase("evaluation"):
+    history = job.train(len(train_x), make_batch, lambda eng, b: eng(**b).loss, desc="reward model",
+                        scalars="reward_model", evaluate=curve_point, eval_every=args.eval_every or job.total_steps)
+    with job.phase("evaluation"):
         metrics = {"train_examples": len(train_x), "train_texts_too_long": dropped, "steps": len(history),
                    "train_loss_final": history[-1]["loss"]}
         for name, sets in held_out.items():
@@ -217,19 +188,10 @@ def main(argv=None):
         metrics["curve"] = [{k: row[k] for k in ("step", "loss", "validation_single_accuracy",
                                                  "validation_single_auc_mean")}
                             for row in history if "validation_single_accuracy" in row]
-    with clock.phase("final_save"):
-        save_model(engine, tokenizer, args.out, rank)
-        if rank == 0:
-            write_json_atomic(args.metrics, metrics)
-    if rank == 0:
-        write_run_info(args.run_info, job="reward_model", seed=args.seed,
-                       **run_info_fields(split, ds_config, precision), deepspeed_config=ds_config, args=vars(args),
-                       wall_seconds=round(time.time() - started, 2), **clock.report())
-        logger.info("reward model done in %.1fs: test single-text accuracy %.3f, AUC %s; multi-label exact match %.3f",
-                    time.time() - started, metrics["test_single_accuracy"],
-                    {k: round(v, 3) for k, v in metrics["test_single_roc_auc"].items()},
-                    metrics["test_exact_match_accuracy"])
-    checkpointer.finish()
+    auc = {k: round(v, 3) for k, v in metrics["test_single_roc_auc"].items()}
+    job.finish(tokenizer, metrics, title="reward model",
+               summary=f"test single-text accuracy {metrics['test_single_accuracy']:.3f}, AUC {auc}; "
+                       f"multi-label exact match {metrics['test_exact_match_accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,11 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 
 from workflow_scripts.core.shards import leave_process_group
-
-if TYPE_CHECKING:
-    from workflow_scripts.core.train.timing import JobClock
 
 logger = logging.getLogger(__name__)
 
@@ -86,38 +82,6 @@ def init_distributed() -> tuple[int, int, torch.device]:
     else:
         device = torch.device("cpu")
     return rank, world, device
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """Where a supervised training job runs: its place in the process group, batch split and precision."""
-
-    rank: int
-    world: int
-    device: torch.device
-    split: BatchSplit
-    precision: str
-    started: float
-    clock: "JobClock"
-
-
-def start_training_job(args) -> TrainingJob:
-    """The preamble every supervised trainer shares (SFT, reward models): join the process group, split the
-    global batch over it, resolve the precision, seed every RNG. ``args`` has add_training_args' options."""
-    import time
-
-    from workflow_scripts.core.runinfo import seed_everything
-    from workflow_scripts.core.train.timing import JobClock
-
-    clock = JobClock()
-    started = time.time()
-    with clock.phase("distributed_setup"):
-        rank, world, device = init_distributed()
-    split = split_batch(args.global_batch, args.micro_batch, world)
-    precision = resolve_precision(args.precision)
-    with clock.phase("seeding"):
-        seed_everything(args.seed)
-    return TrainingJob(rank, world, device, split, precision, started, clock)
 
 
 def resolve_precision(precision: str) -> str:
@@ -234,24 +198,3 @@ def save_model(engine_or_model, tokenizer, out_dir, rank: int) -> None:
             tokenizer.save_pretrained(tmp)
     if dist.is_initialized():
         dist.barrier()
-
-
-def add_training_args(p, *, epochs: int, max_length: int) -> None:
-    """The command-line options every supervised training entry point shares (SFT, reward model)."""
-    p.add_argument("--run-info", required=True, help="run_info.json path")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-name", default="", help="free-text label recorded in run_info.json")
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--global-batch", type=int, default=64)
-    p.add_argument("--micro-batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--warmup-ratio", type=float, default=0.05)
-    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
-    p.add_argument("--max-length", type=int, default=max_length)
-    p.add_argument("--checkpoint-dir", help="resumable checkpoints (default: <out>.checkpoints); removed on success")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="save every N steps (0: only on SIGTERM)")
-    p.add_argument("--checkpoint-keep", type=int, default=2)
-    p.add_argument("--zero-stage", type=int, default=2, choices=(0, 1, 2))
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
-    p.add_argument("--gradient-checkpointing", default="false", choices=("true", "false"),
-                   help="recompute activations in the backward (long sequences at the paper's model sizes)")
