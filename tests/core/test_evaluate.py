@@ -1,5 +1,6 @@
 """core.evaluate.evaluate_policy with a fake sampler and scorer: the sampler closes before the scorer loads,
-every split's table carries the labels, and the completions parquet holds the scored rows of every split."""
+every split's table carries the labels, and the completions parquet holds the scored rows of every split.
+And core.policy_job, the start every policy-sampling job shares."""
 from __future__ import annotations
 
 import numpy as np
@@ -81,3 +82,26 @@ def test_a_split_column_from_the_sampler_stays_where_it_is_and_splits_must_match
     with pytest.raises(ValueError, match=r"prompt splits \['test'\] differ from output splits \['validation'\]"):
         evaluate_policy({"test": []}, {"validation": "v.csv"}, open_sampler=events.sampler, sample=with_split,
                         open_scorer=events.scorer, aggregate=mean_length, labels={})
+
+
+def test_a_policy_job_starts_seeded_on_its_device_with_the_policys_tokenizer(tmp_path):
+    import argparse
+
+    import torch
+
+    from workflow_scripts.core.policy_job import start_policy_job
+    from workflow_scripts.core.tokenizer import train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(["one two three four"] * 10, 260, tmp_path / "policy")
+
+    def parse_args(argv):
+        p = argparse.ArgumentParser()
+        p.add_argument("--policy")
+        p.add_argument("--seed", type=int)
+        return p.parse_args(argv)
+
+    a, device, loaded = start_policy_job(parse_args, ["--policy", str(tmp_path / "policy"), "--seed", "11"])
+    assert (a.policy, a.seed) == (str(tmp_path / "policy"), 11)
+    assert torch.initial_seed() == 11 and np.random.get_state()[1][0] == 11
+    assert device == (torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu"))
+    assert loaded("one two")["input_ids"] == tokenizer("one two")["input_ids"]

@@ -27,9 +27,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.core.completions import completion_frame
-from workflow_scripts.core.io import setup_logging
-from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.models import job_device, load_tokenizer
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.core.cli import run
@@ -88,14 +86,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompts_df = pd.read_parquet(a.prompts)
     prompts = prompts_df["prompt"].tolist()
     prompt_idx = prompts_df["prompt_idx"].to_numpy() if "prompt_idx" in prompts_df else np.arange(len(prompts))
-    tokenizer = load_tokenizer(a.policy)
     sampler = None
     timing = {"rows": 0, "seconds": 0.0}
 

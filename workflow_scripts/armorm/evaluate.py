@@ -32,9 +32,8 @@ from workflow_scripts.armorm.model import SCORE_COLUMNS
 from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.core.cli import run
 from workflow_scripts.core.evaluate import evaluate_policy
-from workflow_scripts.core.io import setup_logging, split_paths
-from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.io import split_paths
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 
 logger = logging.getLogger("evaluate_armorm")
@@ -73,12 +72,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
     prompts = {split: pd.read_parquet(path) for split, path in prompt_files.items()}
     if a.n_prompts:
         prompts = {split: frame.head(a.n_prompts) for split, frame in prompts.items()}

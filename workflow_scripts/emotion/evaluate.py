@@ -20,10 +20,9 @@ import pandas as pd
 
 from workflow_scripts.core.cli import run
 from workflow_scripts.core.evaluate import evaluate_policy
-from workflow_scripts.core.io import setup_logging, split_paths
+from workflow_scripts.core.io import split_paths
 from workflow_scripts.core.mixtures import MIXTURES, mix
-from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.data import load_emotion_split
 from workflow_scripts.emotion.pairs import make_prompts
@@ -65,12 +64,8 @@ def mixture_table(r1: np.ndarray, r2: np.ndarray, alphas, mixtures) -> pd.DataFr
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     outputs = split_paths(a.out)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
     decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
     n = a.samples_per_prompt
 

@@ -20,11 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from workflow_scripts.core.cli import run
-from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
+from workflow_scripts.core.io import write_frame_atomic, write_json_atomic
 from workflow_scripts.core.mixtures import MIXTURES, preference_probability
-from workflow_scripts.core.models import job_device, load_tokenizer
 from workflow_scripts.core.pairs import label_pairs
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
 from workflow_scripts.emotion.data import load_emotion_split
 from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
@@ -91,11 +90,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     texts = load_emotion_split(a.data, a.split)["text"]
     prompts = make_prompts(tokenizer, texts, a.prompt_tokens, a.n_prompts)
     logger.info("%d prompts of %d tokens from the %s split", len(prompts), a.prompt_tokens, a.split)

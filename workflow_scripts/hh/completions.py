@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts.core.completions import completion_frame
-from workflow_scripts.core.io import setup_logging
-from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.models import resolve_dtype
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.hh.data import HUMAN
@@ -90,12 +89,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompts = pd.read_parquet(a.prompts)
-    tokenizer = load_tokenizer(a.policy)
     tokenizer.padding_side = "left"
     models = json.loads(a.reward_models)
     state: dict = {}

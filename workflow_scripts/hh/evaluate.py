@@ -23,9 +23,9 @@ import pandas as pd
 
 from workflow_scripts.core.cli import run
 from workflow_scripts.core.evaluate import evaluate_policy
-from workflow_scripts.core.io import setup_logging, split_paths
-from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.io import split_paths
+from workflow_scripts.core.models import resolve_dtype
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 from workflow_scripts.hh.completions import sample
 from workflow_scripts.hh.reward import ensemble
@@ -75,12 +75,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
     prompts = {split: stratified_subset(pd.read_parquet(path), a.n_prompts) for split, path in prompt_files.items()}
     models = json.loads(a.reward_models)
     labels = {"variant": a.variant, "radius": a.radius, "hp": a.hp, "seed": a.seed, "policy": a.policy_name,
