@@ -13,7 +13,8 @@ import torch
 import yaml
 
 from workflow_scripts.core.config import ConfigError, validate_config
-from workflow_scripts.armorm.prefs import build_pairs, extreme_pairs, mixed_zscores, zscore, zscore_stats
+from workflow_scripts.armorm.prefs import build_pairs, extreme_pairs, mixed_zscores, zscore
+from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.core.grid import format_pair, training_pairs
 from workflow_scripts.armorm.model import (OBJECTIVES, SCORE_COLUMNS, ArmoRMGatingRewardModel, ArmoRMOutput,
                                             ArmoRMScorer, load_reward_model, reward_columns)

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.hh.data import pairs_of
 from workflow_scripts.hh.dialogue import split_dialogue
-from workflow_scripts.hh.prefs import aggregate, build_pairs, cvar, scale_subset, zscore_stats, zscores
+from workflow_scripts.hh.prefs import aggregate, build_pairs, cvar, scale_subset, zscores
 from workflow_scripts.hh.report import run_table
 
 REPO = Path(__file__).resolve().parents[2]

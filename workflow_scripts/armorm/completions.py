@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging
-from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.models import job_device, load_tokenizer
+from workflow_scripts.core.completions import completion_frame
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.core.cli import run
@@ -51,23 +50,16 @@ def shard_seed(seed: int, index: int) -> int:
 
 
 def generate(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-             max_prompt_tokens: int, seed: int, desc: str = "sampling") -> pd.DataFrame:
-    """``n`` completions per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler."""
+             max_prompt_tokens: int, seed: int, desc: str = "sampling", keys=None) -> pd.DataFrame:
+    """``n`` completions per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler;
+    ``keys``: the prompts' key columns (:func:`~workflow_scripts.core.completions.completion_frame`)."""
     prompt_ids = [chat_prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
     stops = sampler.stop_ids
     responses = sampler.sample(prompt_ids, n=n, temperature=temperature, top_k=0, top_p=top_p,
                                max_new_tokens=max_new_tokens, seed=seed, desc=desc)
-    rep_prompts = [prompt_ids[i] for i in range(len(prompts)) for _ in range(n)]
-    frame = pd.DataFrame({
-        "sample": np.tile(np.arange(n), len(prompts)),
-        "prompt": [p for p in prompts for _ in range(n)],
-        "prompt_ids": rep_prompts,
-        "response_ids": responses,
-        "response": [tokenizer.decode(r, skip_special_tokens=True) for r in responses],
-        "n_tokens": [len(r) for r in responses],
-        "finished": [bool(r) and r[-1] in stops for r in responses],
-    })
-    return frame
+    return completion_frame(prompts, prompt_ids, responses,
+                            [tokenizer.decode(r, skip_special_tokens=True) for r in responses], n, keys=keys,
+                            finished=[bool(r) and r[-1] in stops for r in responses])
 
 
 def fingerprint(prompts: list[str], policy_dir: str) -> dict:
@@ -94,14 +86,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompts_df = pd.read_parquet(a.prompts)
     prompts = prompts_df["prompt"].tolist()
     prompt_idx = prompts_df["prompt_idx"].to_numpy() if "prompt_idx" in prompts_df else np.arange(len(prompts))
-    tokenizer = load_tokenizer(a.policy)
     sampler = None
     timing = {"rows": 0, "seconds": 0.0}
 
@@ -112,8 +100,7 @@ def main(argv=None):
         started = time.time()
         frame = generate(sampler, tokenizer, prompts[lo:hi], n=a.per_prompt, temperature=a.temperature, top_p=a.top_p,
                          max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                         seed=shard_seed(a.seed, index), desc=f"shard {index}")
-        frame.insert(0, "prompt_idx", np.repeat(prompt_idx[lo:hi], a.per_prompt))
+                         seed=shard_seed(a.seed, index), desc=f"shard {index}", keys={"prompt_idx": prompt_idx[lo:hi]})
         timing["rows"] += len(frame)
         timing["seconds"] += time.time() - started
         return frame

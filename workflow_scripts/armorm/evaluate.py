@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
-import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
-from workflow_scripts.core.runinfo import seed_everything
 from workflow_scripts.armorm.completions import generate
-from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.armorm.model import SCORE_COLUMNS
-from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
+from workflow_scripts.armorm.scores import add_reward_model_args, make_scorer
 from workflow_scripts.core.cli import run
+from workflow_scripts.core.evaluate import evaluate_policy
+from workflow_scripts.core.io import split_paths
+from workflow_scripts.core.policy_job import start_policy_job
+from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 
 logger = logging.getLogger("evaluate_armorm")
 
@@ -74,47 +72,32 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
-    if set(prompt_files) != set(outputs):
-        raise SystemExit(f"--prompts splits {sorted(prompt_files)} differ from --out splits {sorted(outputs)}.")
-    seed_everything(a.seed)
-    device = job_device()
-    started = time.time()
-    tokenizer = load_tokenizer(a.policy)
-    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
-    sampled = {}
-    for split, path in prompt_files.items():
-        prompts = pd.read_parquet(path)
-        if a.n_prompts:
-            prompts = prompts.head(a.n_prompts)
+    prompts = {split: pd.read_parquet(path) for split, path in prompt_files.items()}
+    if a.n_prompts:
+        prompts = {split: frame.head(a.n_prompts) for split, frame in prompts.items()}
+
+    def sample(sampler, split: str, frame: pd.DataFrame) -> pd.DataFrame:
         # The sampling seed depends on the run seed only: every policy sees the same prompts and seeds.
-        frame = generate(sampler, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt,
-                         temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
-                         max_prompt_tokens=a.max_prompt_tokens, seed=a.seed + 7919, desc=f"{split} samples")
-        frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
-        sampled[split] = frame
-    generated = time.time()
-    sampler.close()                        # the policy's memory goes back before the reward model loads
-    # One reward model for every split (an 8B model loads once), each split scored on its own.
-    scorer = make_scorer(a, device)
-    completions = []
-    for split, frame in sampled.items():
-        scores = scorer.score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"{split} scoring")
-        scored = pd.concat([frame.reset_index(drop=True), scores], axis=1)
-        table = aggregate(scored, a.selection, a.best_by)
-        for column, value in (("split", split), ("pair", a.pair), ("seed", a.seed), ("hp", a.hp),
-                              ("radius", a.radius), ("variant", a.variant)):
-            table.insert(0, column, value)
-        write_frame_atomic(table, outputs[split])
-        completions.append(scored.drop(columns=["prompt_ids", "response_ids"]).assign(split=split))
-        means = dict(zip(table["objective"], table["value"]))
+        return generate(sampler, tokenizer, frame["prompt"].tolist(), n=a.samples_per_prompt,
+                        temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
+                        max_prompt_tokens=a.max_prompt_tokens, seed=a.seed + 7919, desc=f"{split} samples",
+                        keys={"prompt_idx": frame["prompt_idx"].to_numpy()})
+
+    def table(split: str, scored: pd.DataFrame) -> pd.DataFrame:
+        means = aggregate(scored, a.selection, a.best_by)
         logger.info("%s %s radius %s %s seed %d, %s prompts: %d completions; ArmoRM %.4f", a.variant,
-                    a.pair or "(base)", a.radius, a.hp, a.seed, split, len(scored), means["ArmoRM"])
-    if a.completions_out:
-        write_frame_atomic(pd.concat(completions, ignore_index=True), a.completions_out)
-    logger.info("%.1fs sampling, %.1fs scoring", generated - started, time.time() - generated)
+                    a.pair or "(base)", a.radius, a.hp, a.seed, split, len(scored),
+                    dict(zip(means["objective"], means["value"]))["ArmoRM"])
+        return means
+
+    # One reward model for every split (an 8B model loads once), each split scored on its own.
+    evaluate_policy(prompts, outputs,
+                    open_sampler=lambda: sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size),
+                    sample=sample, open_scorer=lambda: make_scorer(a, device), aggregate=table,
+                    labels={"variant": a.variant, "radius": a.radius, "hp": a.hp, "seed": a.seed, "pair": a.pair},
+                    completions_out=a.completions_out)
 
 
 if __name__ == "__main__":

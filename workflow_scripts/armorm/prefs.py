@@ -25,25 +25,12 @@ import pandas as pd
 
 from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
 from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("armorm_prefs")
 
 KEYS = ["prompt_idx", "sample"]
-
-
-def zscore_stats(scores: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Mean and (population) standard deviation of each column over the split."""
-    missing = [c for c in columns if c not in scores.columns]
-    if missing:
-        raise ValueError(f"scores lack objective column(s) {missing}.")
-    stats = {}
-    for c in columns:
-        values = scores[c].to_numpy(dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError(f"objective {c!r} has non-finite scores.")
-        stats[c] = {"mean": float(values.mean()), "std": float(values.std())}
-    return stats
 
 
 def zscore(values, mean: float, std: float) -> np.ndarray:

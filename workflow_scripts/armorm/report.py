@@ -313,7 +313,7 @@ def table_columns(axes: Sequence[str]) -> dict[str, str]:
 
 def build_report(inputs, scores_path, pairs, axes, alphas, spider, alpha_sweep, table_stem, histories=(),
                  training=None):
-    from workflow_scripts.armorm.prefs import zscore_stats
+    from workflow_scripts.core.zscores import zscore_stats
 
     data = load_inputs(inputs)
     scores = pd.read_parquet(scores_path)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from workflow_scripts.armorm.prefs import zscore_stats
+from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.armorm.report import load_inputs, objectives_table, select_configs, to_zscores
 from workflow_scripts.core.cli import run
 from workflow_scripts.core.io import setup_logging

@@ -18,15 +18,15 @@ import logging
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
-from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.emotion.data import load_emotion_split
-from workflow_scripts.emotion.pairs import make_prompts, score_completions
-from workflow_scripts.core.mixtures import MIXTURES, mix
-from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
-from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 from workflow_scripts.core.cli import run
+from workflow_scripts.core.evaluate import evaluate_policy
+from workflow_scripts.core.io import split_paths
+from workflow_scripts.core.mixtures import MIXTURES, mix
+from workflow_scripts.core.policy_job import start_policy_job
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
+from workflow_scripts.emotion.data import load_emotion_split
+from workflow_scripts.emotion.pairs import make_prompts
+from workflow_scripts.emotion.reward import EmotionScorer
 
 logger = logging.getLogger("evaluate")
 
@@ -63,54 +63,36 @@ def mixture_table(r1: np.ndarray, r2: np.ndarray, alphas, mixtures) -> pd.DataFr
                          for kind in mixtures for alpha in alphas])
 
 
-def sample_split(sampler, tokenizer, a, split: str):
-    """(prompts, completions) of one split, ``samples_per_prompt`` completions per prompt, prompt-major."""
-    prompts = make_prompts(tokenizer, load_emotion_split(a.data, split)["text"], a.prompt_tokens, a.n_prompts)
-    # The sampling seed depends on the run seed only: every policy sees the same prompts and seeds.
-    completions = sampler.sample(prompts, n=a.samples_per_prompt, temperature=1.0, top_k=a.top_k, top_p=a.top_p,
-                                 max_new_tokens=a.max_new_tokens, seed=a.seed + 7919, desc=f"{split} samples")
-    return prompts, completions
-
-
-def evaluate_split(scorer, tokenizer, a, split: str, prompts, completions):
-    """(table, completions) of one split: the mean r*(alpha) rows and the scored samples."""
-    repeated = [p for p in prompts for _ in range(a.samples_per_prompt)]
-    scores = score_completions(scorer, tokenizer, repeated, completions)
-    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
-    table = mixture_table(scores[:, j1], scores[:, j2], a.alphas, a.mixtures)
-    for column, value in (("split", split), ("seed", a.seed), ("hp", a.hp), ("radius", a.radius),
-                          ("variant", a.variant)):
-        table.insert(0, column, value)
-    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
-    samples = pd.DataFrame({"split": split, "prompt_idx": np.repeat(np.arange(len(prompts)), a.samples_per_prompt),
-                            "sample": np.tile(np.arange(a.samples_per_prompt), len(prompts)),
-                            "prompt": [decode(p) for p in repeated], "completion": [decode(c) for c in completions],
-                            **{e: scores[:, j] for j, e in enumerate(REWARD_EMOTIONS)}})
-    logger.info("%s radius %s %s seed %d, %s split: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius,
-                a.hp, a.seed, split, len(completions), a.objectives[0], scores[:, j1].mean(), a.objectives[1],
-                scores[:, j2].mean())
-    return table, samples
-
-
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     outputs = split_paths(a.out)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
-    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size,
-                                stop_ids=[tokenizer.eos_token_id])
-    sampled = {split: sample_split(sampler, tokenizer, a, split) for split in outputs}
-    sampler.close()                        # the policy's memory goes back before the reward model loads
-    scorer = EmotionScorer(a.reward_model, device)
-    samples = []
-    for split, path in outputs.items():
-        table, scored = evaluate_split(scorer, tokenizer, a, split, *sampled[split])
-        write_frame_atomic(table, path)
-        samples.append(scored)
-    if a.completions_out:
-        write_frame_atomic(pd.concat(samples, ignore_index=True), a.completions_out)
+    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
+    n = a.samples_per_prompt
+
+    def sample(sampler, split: str, prompts: list[list[int]]) -> pd.DataFrame:
+        """``samples_per_prompt`` completions per prompt, prompt-major, decoded for the reward model."""
+        # The sampling seed depends on the run seed only: every policy sees the same prompts and seeds.
+        completions = sampler.sample(prompts, n=n, temperature=1.0, top_k=a.top_k, top_p=a.top_p,
+                                     max_new_tokens=a.max_new_tokens, seed=a.seed + 7919, desc=f"{split} samples")
+        return pd.DataFrame({"split": split, "prompt_idx": np.repeat(np.arange(len(prompts)), n),
+                             "sample": np.tile(np.arange(n), len(prompts)),
+                             "prompt": [decode(p) for p in prompts for _ in range(n)],
+                             "completion": [decode(c) for c in completions]})
+
+    def aggregate(split: str, scored: pd.DataFrame) -> pd.DataFrame:
+        r1, r2 = (scored[o].to_numpy() for o in a.objectives)
+        logger.info("%s radius %s %s seed %d, %s split: %d completions; mean %s %.4f, %s %.4f", a.variant, a.radius,
+                    a.hp, a.seed, split, len(scored), a.objectives[0], r1.mean(), a.objectives[1], r2.mean())
+        return mixture_table(r1, r2, a.alphas, a.mixtures)
+
+    evaluate_policy(
+        {split: make_prompts(tokenizer, load_emotion_split(a.data, split)["text"], a.prompt_tokens, a.n_prompts)
+         for split in outputs}, outputs,
+        open_sampler=lambda: sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size,
+                                               stop_ids=[tokenizer.eos_token_id]),
+        sample=sample, open_scorer=lambda: EmotionScorer(a.reward_model, device), aggregate=aggregate,
+        labels={"variant": a.variant, "radius": a.radius, "hp": a.hp, "seed": a.seed},
+        completions_out=a.completions_out, response="completion")
 
 
 if __name__ == "__main__":

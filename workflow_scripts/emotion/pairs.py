@@ -19,15 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
-from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
-from workflow_scripts.core.runinfo import seed_everything
-from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix, preference_probability
-from workflow_scripts.core.models import job_device, load_tokenizer
-from workflow_scripts.core.pairs import make_pairs
-from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
-from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
-from workflow_scripts.emotion.data import load_emotion_split
 from workflow_scripts.core.cli import run
+from workflow_scripts.core.io import write_frame_atomic, write_json_atomic
+from workflow_scripts.core.mixtures import MIXTURES, preference_probability
+from workflow_scripts.core.pairs import label_pairs
+from workflow_scripts.core.policy_job import start_policy_job
+from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
+from workflow_scripts.emotion.data import load_emotion_split
+from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 
 logger = logging.getLogger("pairs")
 
@@ -44,13 +43,6 @@ def make_prompts(tokenizer, texts: Sequence[str], prompt_tokens: int, limit: int
     if not prompts:
         raise ValueError(f"no text has more than {prompt_tokens} tokens: cannot build prompts.")
     return prompts
-
-
-def score_completions(scorer: EmotionScorer, tokenizer, prompts, completions) -> np.ndarray:
-    """(N, 5) emotion probabilities of prompt + completion, decoded to text for the reward model."""
-    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
-    scores = scorer.score([decode(p) for p in prompts], [decode(c) for c in completions])
-    return scores[list(REWARD_EMOTIONS)].to_numpy()
 
 
 #: A Bradley-Terry probability within this distance of 1/2 counts as a coin flip in the summary.
@@ -98,11 +90,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     texts = load_emotion_split(a.data, a.split)["text"]
     prompts = make_prompts(tokenizer, texts, a.prompt_tokens, a.n_prompts)
     logger.info("%d prompts of %d tokens from the %s split", len(prompts), a.prompt_tokens, a.split)
@@ -112,20 +100,14 @@ def main(argv=None):
     completions = sampler.sample(prompts, n=2, temperature=1.0, top_k=a.top_k, top_p=a.top_p,
                                  max_new_tokens=a.max_new_tokens, seed=a.seed, desc="sampling pairs")
     sampler.close()                        # the policy's memory goes back before the reward model loads
-    reward_model = EmotionScorer(a.reward_model, device)
-    y1, y2 = completions[0::2], completions[1::2]
-    s1 = score_completions(reward_model, tokenizer, prompts, y1)
-    s2 = score_completions(reward_model, tokenizer, prompts, y2)
-    j1, j2 = (REWARD_EMOTIONS.index(o) for o in a.objectives)
-    r1 = mix(s1[:, j1], s1[:, j2], a.alpha0, a.mixture)
-    r2 = mix(s2[:, j1], s2[:, j2], a.alpha0, a.mixture)
-    labels = bradley_terry_labels(r1, r2, a.bt_scale, np.random.default_rng([a.seed, 1]))
-    df = make_pairs(prompts, y1, y2, r1, r2, labels,
-                    **{f"y{k}_{emotion}": s[:, j] for j, emotion in enumerate(REWARD_EMOTIONS)
-                       for k, s in ((1, s1), (2, s2))})
+    decode = lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
+    df = label_pairs(EmotionScorer(a.reward_model, device), [decode(p) for p in prompts], prompts, completions[0::2],
+                     completions[1::2], decode, objectives=a.objectives, alpha0=a.alpha0, mixture=a.mixture,
+                     bt_scale=a.bt_scale, rng=np.random.default_rng([a.seed, 1]), score_columns=True)
+    r1, r2, labels = df["r1"].to_numpy(), df["r2"].to_numpy(), df["label"].to_numpy()
     write_frame_atomic(df, a.out)
     summary = pairs_summary(r1, r2, labels, a.bt_scale,
-                            {e: np.concatenate([s1[:, j], s2[:, j]]) for j, e in enumerate(REWARD_EMOTIONS)})
+                            {e: np.concatenate([df[f"y1_{e}"], df[f"y2_{e}"]]) for e in REWARD_EMOTIONS})
     if a.summary:
         write_json_atomic(a.summary, summary)
     logger.info("wrote %d pairs to %s: r1 %.4f +- %.4f, r2 %.4f +- %.4f, |r1 - r2| %.4f; %.1f%% of the labels are not "

@@ -23,9 +23,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging
-from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.completions import completion_frame
+from workflow_scripts.core.models import resolve_dtype
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import CAPACITY_ARGS, add_sampling_args, sampler_from_args
 from workflow_scripts.core.shards import run_sharded
 from workflow_scripts.hh.dialogue import HUMAN
@@ -57,9 +57,10 @@ def cut_turn(tokenizer, ids: list[int]) -> tuple[list[int], str, bool]:
 
 
 def sample(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-           max_prompt_tokens: int, seed: int, desc: str = "sampling") -> pd.DataFrame:
+           max_prompt_tokens: int, seed: int, desc: str = "sampling", keys=None) -> pd.DataFrame:
     """``n`` responses per prompt (prompt-major rows) from a :mod:`~workflow_scripts.core.sampling` sampler,
-    each cut where the model starts a new human turn (generation stops there: ``stop_strings``)."""
+    each cut where the model starts a new human turn (generation stops there: ``stop_strings``); ``keys``: the
+    prompts' key columns (:func:`~workflow_scripts.core.completions.completion_frame`)."""
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_tokens:] for p in prompts]
     responses = sampler.sample(ids, n=n, temperature=temperature, top_k=0, top_p=top_p, max_new_tokens=max_new_tokens,
                                seed=seed, desc=desc, stop_strings=[HUMAN])
@@ -67,11 +68,8 @@ def sample(sampler, tokenizer, prompts: list[str], *, n: int, temperature: float
     cut = [c for _, _, c in turns]
     logger.info("%s: %d of %d responses (%.1f %%) went on into a new human turn and were cut before it", desc,
                 sum(cut), len(cut), 100 * np.mean(cut) if cut else 0.0)
-    return pd.DataFrame({"sample": np.tile(np.arange(n), len(prompts)),
-                         "prompt": [p for p in prompts for _ in range(n)],
-                         "prompt_ids": [p for p in ids for _ in range(n)], "response_ids": [r for r, _, _ in turns],
-                         "response": [t for _, t, _ in turns], "n_tokens": [len(r) for r, _, _ in turns],
-                         "cut_at_human_turn": cut})
+    return completion_frame(prompts, ids, [r for r, _, _ in turns], [t for _, t, _ in turns], n, keys=keys,
+                            cut_at_human_turn=cut)
 
 
 def parse_args(argv=None):
@@ -91,12 +89,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
-    seed_everything(a.seed)
-    device = job_device()
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompts = pd.read_parquet(a.prompts)
-    tokenizer = load_tokenizer(a.policy)
     tokenizer.padding_side = "left"
     models = json.loads(a.reward_models)
     state: dict = {}
@@ -109,9 +103,8 @@ def main(argv=None):
         rows = prompts.iloc[lo:hi]
         frame = sample(state["sampler"], tokenizer, rows["prompt"].tolist(), n=a.per_prompt, temperature=a.temperature,
                        top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                       seed=(a.seed * 1_000_003 + index * 7_919 + 29) % 2**31, desc=f"shard {index}")
-        frame.insert(0, "subset", np.repeat(rows["subset"].to_numpy(), a.per_prompt))
-        frame.insert(0, "prompt_idx", np.repeat(rows["prompt_idx"].to_numpy(), a.per_prompt))
+                       seed=(a.seed * 1_000_003 + index * 7_919 + 29) % 2**31, desc=f"shard {index}",
+                       keys=rows[["prompt_idx", "subset"]])
         scores = state["scorer"].score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"shard {index}")
         return pd.concat([frame.reset_index(drop=True), scores], axis=1)
 

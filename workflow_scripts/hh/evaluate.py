@@ -21,13 +21,14 @@ import logging
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.core.io import setup_logging, split_paths, write_frame_atomic
-from workflow_scripts.core.models import job_device, load_tokenizer, resolve_dtype
-from workflow_scripts.core.runinfo import seed_everything
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.evaluate import evaluate_policy
+from workflow_scripts.core.io import split_paths
+from workflow_scripts.core.models import resolve_dtype
+from workflow_scripts.core.policy_job import start_policy_job
 from workflow_scripts.core.sampling import add_sampling_args, sampler_from_args
 from workflow_scripts.hh.completions import sample
 from workflow_scripts.hh.reward import ensemble
-from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_evaluate")
 
@@ -74,42 +75,31 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    setup_logging()
-    a = parse_args(argv)
+    a, device, tokenizer = start_policy_job(parse_args, argv)
     prompt_files, outputs = split_paths(a.prompts), split_paths(a.out)
-    seed_everything(a.seed)
-    device = job_device()
-    tokenizer = load_tokenizer(a.policy)
-    sampler = sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size)
-    sampled = {}
-    for split, path in prompt_files.items():
-        prompts = pd.read_parquet(path)
-        prompts = stratified_subset(prompts, a.n_prompts)
-        frame = sample(sampler, tokenizer, prompts["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
-                       top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
-                       seed=a.seed + 7919, desc=f"{split} samples")
-        frame.insert(0, "subset", np.repeat(prompts["subset"].to_numpy(), a.samples_per_prompt))
-        frame.insert(0, "prompt_idx", np.repeat(prompts["prompt_idx"].to_numpy(), a.samples_per_prompt))
-        sampled[split] = frame
-    sampler.close()                        # the policy's memory goes back before the reward models load
+    prompts = {split: stratified_subset(pd.read_parquet(path), a.n_prompts) for split, path in prompt_files.items()}
     models = json.loads(a.reward_models)
-    scorer = ensemble(models, device, max_length=a.score_max_length, batch_size=a.score_batch_size,
-                      dtype=resolve_dtype(a.reward_dtype, device))
     labels = {"variant": a.variant, "radius": a.radius, "hp": a.hp, "seed": a.seed, "policy": a.policy_name,
               "aggregation": a.aggregation, "scale": a.scale}
-    scored = []
-    for split, frame in sampled.items():
-        scores = scorer.score(frame["prompt"].tolist(), frame["response"].tolist(), desc=f"{split} scoring")
-        frame = pd.concat([frame.drop(columns=["prompt_ids", "response_ids"]).reset_index(drop=True), scores], axis=1)
-        means = pd.DataFrame({"objective": list(models), "value": [float(frame[o].mean()) for o in models],
-                              "n": len(frame)})
-        for column, value in reversed([*labels.items(), ("split", split)]):
-            means.insert(0, column, value)
-        write_frame_atomic(means, outputs[split])
-        scored.append(frame.assign(split=split, **labels))
+
+    def sample_split(sampler, split: str, frame: pd.DataFrame) -> pd.DataFrame:
+        return sample(sampler, tokenizer, frame["prompt"].tolist(), n=a.samples_per_prompt, temperature=a.temperature,
+                      top_p=a.top_p, max_new_tokens=a.max_new_tokens, max_prompt_tokens=a.max_prompt_tokens,
+                      seed=a.seed + 7919, desc=f"{split} samples", keys=frame[["prompt_idx", "subset"]])
+
+    def means(split: str, scored: pd.DataFrame) -> pd.DataFrame:
         logger.info("%s %s radius %s %s seed %d, %s: %d responses; means %s", a.variant, a.aggregation or "(sft)",
-                    a.radius, a.hp, a.seed, split, len(frame), {o: round(float(frame[o].mean()), 4) for o in models})
-    write_frame_atomic(pd.concat(scored, ignore_index=True), a.completions_out)
+                    a.radius, a.hp, a.seed, split, len(scored), {o: round(float(scored[o].mean()), 4) for o in models})
+        return pd.DataFrame({"objective": list(models), "value": [float(scored[o].mean()) for o in models],
+                             "n": len(scored)})
+
+    evaluate_policy(prompts, outputs,
+                    open_sampler=lambda: sampler_from_args(a, a.policy, tokenizer, device, batch_size=a.batch_size),
+                    sample=sample_split,
+                    open_scorer=lambda: ensemble(models, device, max_length=a.score_max_length,
+                                                 batch_size=a.score_batch_size,
+                                                 dtype=resolve_dtype(a.reward_dtype, device)),
+                    aggregate=means, labels=labels, completions_out=a.completions_out, labelled_completions=True)
 
 
 if __name__ == "__main__":

@@ -33,22 +33,12 @@ import pandas as pd
 from workflow_scripts.core.io import setup_logging, write_frame_atomic, write_json_atomic
 from workflow_scripts.core.mixtures import bradley_terry_labels
 from workflow_scripts.core.pairs import make_pairs
+from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.core.cli import run
 
 logger = logging.getLogger("hh_prefs")
 
 AGGREGATIONS = ("mixture", "hard_min", "cvar")
-
-
-def zscore_stats(frame: pd.DataFrame, objectives: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Mean and population std of each objective over the split."""
-    stats = {}
-    for o in objectives:
-        values = frame[o].to_numpy(dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError(f"objective {o!r} has non-finite scores.")
-        stats[o] = {"mean": float(values.mean()), "std": float(values.std())}
-    return stats
 
 
 def zscores(frame: pd.DataFrame, stats: dict[str, dict[str, float]]) -> np.ndarray:

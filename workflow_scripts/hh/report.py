@@ -43,7 +43,7 @@ from workflow_scripts.core.report.selection import (  # noqa: E402
 from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
 from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
 from workflow_scripts.core.report.tables import fmt_hparam, fmt_variant, save_figure, write_table  # noqa: E402
-from workflow_scripts.hh.prefs import zscore_stats  # noqa: E402
+from workflow_scripts.core.zscores import zscore_stats  # noqa: E402
 from workflow_scripts.core.cli import run  # noqa: E402
 
 log = logging.getLogger("workflow_scripts.hh.report")

@@ -47,10 +47,10 @@ from workflow_scripts.core.io import setup_logging, write_json_atomic
 from workflow_scripts.core.runinfo import seed_everything, write_run_info
 from workflow_scripts.core.logprobs import build_pair_batch, forward_logprob
 from workflow_scripts.core.sampling import HFSampler, add_generation_args, stop_token_ids
-from workflow_scripts.core.pairs import PAIR_COLUMNS, make_pairs, read_pairs
-from workflow_scripts.core.scoring import check_scores, load_scorer
+from workflow_scripts.core.pairs import PAIR_COLUMNS, label_pairs, read_pairs
+from workflow_scripts.core.scoring import load_scorer
 from workflow_scripts.core.losses import SampleStats, effective_sample_fraction, get_variant, robust_objective
-from workflow_scripts.core.mixtures import MIXTURES, bradley_terry_labels, mix
+from workflow_scripts.core.mixtures import MIXTURES
 from workflow_scripts.core.models import ATTENTION_CHOICES, load_causal_lm, load_tokenizer, training_attention
 from workflow_scripts.core.train.checkpoint import Checkpointer, fingerprint_of, rng_state, set_rng_state
 from workflow_scripts.core.train.schedule import IterationPlan, check_iteration_structure
@@ -298,19 +298,15 @@ class Aligner:
         completions = self.sampler.sample(
             prompts, n=2, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
             seed=a.seed * 100_003 + t * 101, row_ids=range(lo, hi), desc=f"iteration {t} sampling")
-        y1, y2 = completions[0::2], completions[1::2]
         decode = lambda ids: self.tokenizer.decode(list(ids), skip_special_tokens=True)  # noqa: E731
         # the prompt as the scorer should read it: its text when the pool has one (chat prompts), else decoded
         texts = list(rows["prompt"]) if "prompt" in rows else [decode(p) for p in prompts]
-        s1, s2 = (check_scores(self.scorer.score(texts, [decode(y) for y in ys]), self.scorer, len(ys), a.objectives)
-                  for ys in (y1, y2))
-        r1 = mix(s1[a.objectives[0]], s1[a.objectives[1]], a.alpha0, a.mixture)
-        r2 = mix(s2[a.objectives[0]], s2[a.objectives[1]], a.alpha0, a.mixture)
         # one uniform per position of the iteration's batch, whichever rank labels it: the same labels for any
         # number of processes (as the samples, seeded by position)
         uniforms = np.random.default_rng([a.seed, t, 1]).random(n)[lo:hi]
-        labels = bradley_terry_labels(r1, r2, a.bt_scale, uniforms=uniforms)
-        local = make_pairs(prompts, y1, y2, r1, r2, labels)
+        local = label_pairs(self.scorer, texts, prompts, completions[0::2], completions[1::2], decode,
+                            objectives=a.objectives, alpha0=a.alpha0, mixture=a.mixture, bt_scale=a.bt_scale,
+                            uniforms=uniforms)
         self.truncated_pairs = getattr(self, "truncated_pairs", 0) + self._count_truncated(orient(local, "rebel"))
         if self.world == 1:
             return local
