@@ -36,6 +36,20 @@ def test_core_config_names_no_experiment():
             assert not pattern.search(path.read_text()), path
 
 
+def test_a_config_that_passed_is_not_validated_again(tmp_path, monkeypatch):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert core_config._schema_errors(config, tmp_path) == []
+    assert len(list((tmp_path / "dro_rebel_valid_configs").iterdir())) == 1
+    import jsonschema
+
+    monkeypatch.setattr(jsonschema, "Draft202012Validator", None)          # any use would fail
+    assert core_config._schema_errors(config, tmp_path) == []
+    config["seeds"] = [0, 1.5]                                             # a new config: a new digest
+    monkeypatch.undo()
+    assert core_config._schema_errors(config, tmp_path) == ["config key 'seeds[1]' must be of type integer, got 1.5"]
+    assert len(list((tmp_path / "dro_rebel_valid_configs").iterdir())) == 1
+
+
 def test_errors_of_two_experiments_come_in_experiment_name_order():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["emotion"]["mixture"]["objectives"] = ["fear", "fear"]

@@ -95,12 +95,39 @@ def _describe(error) -> str:
     return f"config key '{key}': {error.message}"
 
 
-def _schema_errors(config: dict) -> list[str]:
+def _schema_errors(config: dict, cache_dir: str | os.PathLike = ".snakemake") -> list[str]:
+    """The schema's verdict, one line per problem, the shallowest key first.
+
+    Snakemake validates on every load (each dry run, each job's own parse), and importing jsonschema is most of
+    that cost. A config that passed is marked under ``cache_dir`` by the digest of what decides the verdict (the
+    config, the merged schema, the jsonschema version); the same config later passes without jsonschema. Only
+    passes are marked: a failing config is always validated, so its messages are jsonschema's.
+    """
+    mark = Path(cache_dir) / "dro_rebel_valid_configs" / _digest(config)
+    if mark.exists():
+        return []
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        try:
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
+        except OSError:
+            pass                                    # a read-only working directory: validate again next time
     return [_describe(e) for e in errors]
+
+
+def _digest(config: dict) -> str:
+    """A digest of the config, the merged schema and the jsonschema version. Values the schema might tell apart
+    have different JSON text (1, true and "1"; a YAML date is its repr), so they never share a mark."""
+    import hashlib
+    import json
+    from importlib import metadata
+
+    text = json.dumps([config, _schema(), metadata.version("jsonschema")], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _resolve(schema: dict) -> dict:
