@@ -20,6 +20,20 @@ def snakemake_in(workdir, *args, **kwargs):
                      "--snakefile", str(REPO / "Snakefile"), **kwargs)
 
 
+def planned_jobs(*args, workdir=None) -> dict[str, int]:
+    """``{rule: number of jobs}`` of a dry run (``snakemake -n ... --quiet rules``) of ``args``: from the checkout, or
+    on the mini preset in ``workdir`` (:func:`snakemake_in`); asserts that Snakemake could plan it."""
+    plan = ("-n", *args, "--quiet", "rules", "--cores", "1")
+    result = snakemake_in(workdir, *plan) if workdir else snakemake(*plan)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {}
+    for line in (result.stdout + result.stderr).splitlines():      # the job-stats table: "<rule>  <count>"
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 def align_cli(mini_run, out, *extra, nproc=1, env=None, check=True):
     """The alignment entry point on the mini run's pairs and SFT policy, through torchrun."""
     em = Path(mini_run) / "results/mini/emotion"

@@ -1,9 +1,6 @@
 """The ArmoRM multi-objective stage: z-score mixing and pairing, the reward-model output adapter, the
 stand-in, shard resumption of completions, config checks, and the mini stage end to end."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_helpers import REPO, planned_jobs, snakemake
 
 from workflow_scripts.core.config import ConfigError, validate_config
 from workflow_scripts.armorm.prefs import build_pairs, extreme_pairs, mixed_zscores, zscore
@@ -19,15 +17,9 @@ from workflow_scripts.core.grid import format_pair, training_pairs
 from workflow_scripts.armorm.model import (OBJECTIVES, SCORE_COLUMNS, ArmoRMGatingRewardModel, ArmoRMOutput,
                                             ArmoRMScorer, load_reward_model, reward_columns)
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 VARIANTS = ["rebel", "w-rebel", "kl-rebel", "chi2-rebel", "dpo", "wdpo", "kl-dpo", "chi2-dpo"]
 PAIR = "ultrafeedback-truthfulness+helpsteer-complexity"
 AXES = ["helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "ultrafeedback-honesty", "ArmoRM"]
-
-
-def snakemake(*args, cwd=REPO, timeout=1800):
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 # ----------------------------------------------------------------------------- z-scores, mixing, pairing
@@ -297,19 +289,8 @@ def test_same_objective_twice_stops_snakemake_with_one_line(tmp_path):
     assert "'armorm.training_pairs[0].objectives'" in lines[0] and "Traceback" not in result.stderr
 
 
-def _rule_counts(result):
-    counts = {}
-    for line in (result.stdout + result.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_paper_preset_plans_the_armorm_grid_offline():
-    result = snakemake("-n", "results/paper/figures/armorm_spider.pdf", "--cores", "1", "--quiet", "rules")
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = _rule_counts(result)
+    counts = planned_jobs("results/paper/figures/armorm_spider.pdf")
     # 3 pairs x (2 non-robust + 6 robust x 2 radii) x 3 seeds, each evaluated on validation and test (one job)
     assert counts["armorm_align"] == 126 and counts["armorm_evaluate"] == 126
     assert counts["armorm_evaluate_base"] == 3 and "armorm_align_online" not in counts   # paper: offline only
@@ -334,10 +315,7 @@ def armorm_run(mini_run):
 
 
 def test_mini_spider_target_builds_only_the_armorm_stage(tmp_path):
-    plan = snakemake(TARGETS[0], "-n", "--cores", "2", "--quiet", "rules", "--configfile", str(REPO / "presets/mini.yaml"),
-                     "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"))
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    counts = _rule_counts(plan)
+    counts = planned_jobs(TARGETS[0], workdir=tmp_path)
     assert counts["armorm_align"] == 8 and counts["armorm_evaluate"] == 8 and counts["armorm_evaluate_base"] == 1
     assert counts["armorm_align_online"] == 2 and counts["armorm_evaluate_online"] == 2
     assert counts["armorm_reward_model"] == 1

@@ -24,6 +24,8 @@ import torch.multiprocessing as mp
 
 from workflow_scripts.core.losses import robust_objective
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 F64 = torch.float64
 N, T, V, D, H = 8, 4, 11, 5, 6
 WORLD = 2
@@ -175,14 +177,6 @@ def dist_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist")
     mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _assert_same(got, ref, what):

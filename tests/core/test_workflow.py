@@ -2,33 +2,18 @@
 entry point's CLI on the session's mini run (online regime on 2 processes, determinism)."""
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import align_cli
+from workflow_helpers import REPO, align_cli, planned_jobs, snakemake
 
-REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 VARIANTS = ["rebel", "w-rebel", "kl-rebel", "chi2-rebel", "dpo", "wdpo", "kl-dpo", "chi2-dpo"]
-
-
-def snakemake(*args, cwd=REPO, timeout=1800):
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 # ----------------------------------------------------------------------------- planning and lint
 def test_paper_preset_plans_the_whole_grid_offline():
-    result = snakemake("-n", "all", "--cores", "1", "--directory", str(REPO), "--quiet", "rules")
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = {}
-    for line in (result.stdout + result.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = planned_jobs("all", "--directory", str(REPO))
     # paper: 3 seeds x [REBEL family (1 + 3 robust x 3 radii) x 3 etas + DPO family (1 + 3 x 3) x 1 beta]
     assert counts["emotion_align"] == 3 * (10 * 3 + 10 * 1)
     # every policy on validation and test (one job each), the SFT baseline per seed too

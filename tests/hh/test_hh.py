@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from workflow_helpers import planned_jobs
 
 from workflow_scripts.core.zscores import zscore_stats
 from workflow_scripts.hh.data import pairs_of
@@ -19,7 +17,6 @@ from workflow_scripts.hh.dialogue import split_dialogue
 from workflow_scripts.hh.prefs import aggregate, build_pairs, cvar, scale_subset, zscores
 from workflow_scripts.hh.report import run_table
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- what is scored is what is trained
@@ -215,20 +212,8 @@ def test_reward_is_logits0_of_the_model_card_call(tiny_classifier):
 
 
 # ----------------------------------------------------------------------------- the workflow
-def _plan(*args):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args, "--quiet", "rules", "--cores", "1"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    counts = {}
-    for line in (result.stdout + result.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def test_paper_preset_plans_the_hh_grid_offline():
-    counts = _plan("results/paper/figures/hh_pareto.pdf")
+    counts = planned_jobs("results/paper/figures/hh_pareto.pdf")
     # 3 scales x 3 seeds x [mixture: (2 + 6 x 2) variant-radius configs + hard_min, cvar: 2 bases each]
     assert counts["hh_align"] == 3 * 3 * (14 + 2 * 2) == counts["hh_evaluate"]
     assert counts["hh_prefs"] == 3 * 3 * 3 and counts["hh_completions"] == 3 and counts["hh_sft"] == 1

@@ -44,42 +44,34 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from workflow_scripts.core.report.aggregate import over_seeds, sort_runs  # noqa: E402
-from workflow_scripts.core.report.selection import (  # noqa: E402
-    REPORTED_SPLIT,
-    SELECTION_SPLIT,
-    mark_selected,
-    select_best,
-    split_rows,
-)
-from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
-from workflow_scripts.core.report.tables import (  # noqa: E402
-    VARIANT_ORDER,
-    fmt_hparam,
-    fmt_variant,
-    save_figure,
-    variant_sort_key,
-    write_table,
-)
-from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
-from workflow_scripts.core.cli import run  # noqa: E402
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.report.aggregate import over_seeds, sort_runs
+from workflow_scripts.core.report.selection import (REPORTED_SPLIT, SELECTION_SPLIT, mark_selected, select_best,
+                                                    split_rows)
+from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style
+from workflow_scripts.core.report.tables import (VARIANT_ORDER, fmt_hparam, fmt_variant, save_figure,
+                                                 variant_sort_key, write_table)
+from workflow_scripts.core.report.training import add_training_curves_args, load_histories, plot_training_curves
 
 log = logging.getLogger("workflow_scripts.armorm.report")
 
 REQUIRED_COLUMNS = ("variant", "radius", "hp", "seed", "pair", "split", "objective", "value")
 RUN_KEYS = ["split", "pair", "variant", "radius", "hp", "seed"]
 CELL_KEYS = ["pair", "variant", "radius", "hp"]
+#: What the figures show, said under them (as the title of their common legend).
+SPIDER_CAPTION = ("mean z-score w.r.t. the base policy's completions on the training prompts (black ring: 0, their "
+                  "mean); test prompts; each variant at the radius and η/β chosen on the VALIDATION prompts (highest "
+                  "mean over the axes, averaged over seeds); (unseen): not an objective of the training pair")
+ALPHA_SWEEP_CAPTION = ("r*(α) = α z₁ + (1 − α) z₂ of the training pair's objectives (z-scores w.r.t. the base "
+                       "policy's training completions), test prompts; radius and η/β per variant chosen on "
+                       "validation, as in the spider plot; bands: ±1 std over seeds")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -152,10 +144,6 @@ def select_configs(validation_table: pd.DataFrame, axes: Sequence[str]) -> pd.Da
 
 
 # ----------------------------------------------------------------------------- figures
-def _save(fig, stem: str | Path) -> dict[str, Path]:
-    return save_figure(fig, stem)
-
-
 def _pair_title(spec: dict) -> str:
     (o1, o2), (w1, w2) = spec["objectives"], spec["weights"]
     how = "online runner on" if spec.get("regime") == "online" else "trained on"
@@ -179,6 +167,16 @@ def _legend_label(variant: str, best: dict) -> str:
 
 def _legend_title(text: str, n_panels: int) -> str:
     return "\n".join(textwrap.fill(part, width=max(80, 70 * n_panels)) for part in text.split("\n"))
+
+
+def _legend_below_and_save(fig, handles: list[Line2D], top: float, caption: str, n_panels: int,
+                           stem) -> dict[str, Path]:
+    """Lay the panels out, put one legend for all of them below (its top at height ``top`` of the figure),
+    titled by the figure's ``caption`` wrapped to the figure's width, and save the figure."""
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, top), ncol=min(5, len(handles)),
+               frameon=False, fontsize="small", title_fontsize="small", title=_legend_title(caption, n_panels))
+    return save_figure(fig, stem)
 
 
 def _variants_in(table: pd.DataFrame, pair: str) -> list[str]:
@@ -237,14 +235,7 @@ def plot_spider(table: pd.DataFrame, pairs: Sequence[dict], axes: Sequence[str],
                     label.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})
                 ax.set_title(_pair_title(spec), fontsize=9, pad=26)
             order = sorted(handles, key=variant_sort_key)
-            fig.tight_layout()
-            fig.legend(handles=[handles[v] for v in order], loc="upper center", bbox_to_anchor=(0.5, 0.02),
-                       ncol=min(5, len(order)), frameon=False, fontsize="small", title_fontsize="small",
-                       title=_legend_title("mean z-score w.r.t. the base policy's completions on the training prompts "
-                                           "(black ring: 0, their mean); test prompts; each variant at the radius and "
-                                           "η/β chosen on the VALIDATION prompts (highest mean over the axes, "
-                                           "averaged over seeds); (unseen): not an objective of the training pair", n))
-            return _save(fig, stem)
+            return _legend_below_and_save(fig, [handles[v] for v in order], 0.02, SPIDER_CAPTION, n, stem)
         finally:
             plt.close(fig)
 
@@ -292,14 +283,7 @@ def plot_alpha_sweep(wide: pd.DataFrame, table: pd.DataFrame, pairs: Sequence[di
                 ax.set_ylabel("mean r*(α) (z-score)")
                 ax.set_title(_pair_title(spec), fontsize=9)
             order = sorted((k for k in handles if k != "alpha0"), key=variant_sort_key) + ["alpha0"]
-            fig.tight_layout()
-            fig.legend(handles=[handles[k] for k in order], loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                       ncol=min(5, len(order)), frameon=False, fontsize="small", title_fontsize="small",
-                       title=_legend_title("r*(α) = α z₁ + (1 − α) z₂ of the training pair's objectives (z-scores "
-                                           "w.r.t. the base policy's training completions), test prompts; radius and "
-                                           "η/β per variant chosen on validation, as in the spider plot; bands: "
-                                           "±1 std over seeds", n))
-            return _save(fig, stem)
+            return _legend_below_and_save(fig, [handles[k] for k in order], 0.0, ALPHA_SWEEP_CAPTION, n, stem)
         finally:
             plt.close(fig)
 
@@ -357,8 +341,7 @@ def parse_args(argv=None):
     p.add_argument("--spider", required=True, help="figure stem (.pdf, .png)")
     p.add_argument("--alpha-sweep", required=True, help="figure stem (.pdf, .png)")
     p.add_argument("--table", required=True, help="table stem (.csv, .md, .tex)")
-    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
-    p.add_argument("--training", help="training-curves figure stem (.pdf, .png)")
+    add_training_curves_args(p)
     return p.parse_args(argv)
 
 

@@ -23,9 +23,9 @@ from workflow_scripts.core.evaluate import evaluate_policy
 from workflow_scripts.core.io import split_paths
 from workflow_scripts.core.mixtures import MIXTURES, mix
 from workflow_scripts.core.policy_job import start_policy_job
-from workflow_scripts.core.sampling import add_generation_args, sampler_from_args
+from workflow_scripts.core.sampling import sampler_from_args
 from workflow_scripts.emotion.data import load_emotion_split
-from workflow_scripts.emotion.pairs import make_prompts
+from workflow_scripts.emotion.pairs import add_continuation_args, make_prompts
 from workflow_scripts.emotion.reward import EmotionScorer
 
 logger = logging.getLogger("evaluate")
@@ -45,15 +45,10 @@ def parse_args(argv=None):
     p.add_argument("--completions-out", help="parquet of the scored completions (one row per sample, every split)")
     p.add_argument("--n-prompts", type=int, default=0, help="0 = all")
     p.add_argument("--samples-per-prompt", type=int, default=1)
-    p.add_argument("--prompt-tokens", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    add_continuation_args(p)
     p.add_argument("--objectives", nargs=2, default=("anger", "fear"), metavar=("R1", "R2"))
     p.add_argument("--alphas", type=float, nargs="+", default=[round(0.1 * i, 1) for i in range(11)])
     p.add_argument("--mixtures", nargs="+", default=list(MIXTURES), choices=MIXTURES)
-    p.add_argument("--batch-size", type=int, default=64)
-    add_generation_args(p)
     return p.parse_args(argv)
 
 

@@ -31,6 +31,18 @@ from workflow_scripts.emotion.reward import REWARD_EMOTIONS, EmotionScorer
 logger = logging.getLogger("pairs")
 
 
+def add_continuation_args(parser: argparse.ArgumentParser) -> None:
+    """How the policy continues the first tokens of a text, the same for the pairs and the evaluation (config
+    ``emotion.pairs``: prompt_tokens, top_k, top_p; max_new_tokens also per ``emotion.evaluate``), the batch
+    size, then the generation backend's flags."""
+    parser.add_argument("--prompt-tokens", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    add_generation_args(parser)
+
+
 def make_prompts(tokenizer, texts: Sequence[str], prompt_tokens: int, limit: int = 0) -> list[list[int]]:
     """The first ``prompt_tokens`` tokens of each text long enough to have a continuation."""
     prompts = []
@@ -76,16 +88,11 @@ def parse_args(argv=None):
     p.add_argument("--summary", help="summary JSON: reward spread and label informativeness")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-prompts", type=int, default=0, help="0 = every text of the split")
-    p.add_argument("--prompt-tokens", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    add_continuation_args(p)
     p.add_argument("--objectives", nargs=2, default=("anger", "fear"), metavar=("R1", "R2"))
     p.add_argument("--alpha0", type=float, default=0.1)
     p.add_argument("--mixture", default="convex", choices=MIXTURES)
     p.add_argument("--bt-scale", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=64)
-    add_generation_args(p)
     return p.parse_args(argv)
 
 

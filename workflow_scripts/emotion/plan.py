@@ -10,7 +10,7 @@ from workflow_scripts.tools.plan.shapes import Shape, shape_of
 from workflow_scripts.tools.plan.sizes import Splits, dataset_stats
 
 #: Sequences per step on a CPU: the pair sampler's 64 prompts x 2 completions, the evaluation's 64
-#: (the --batch-size defaults of workflow_scripts/emotion/pairs.py and evaluate.py).
+#: (the --batch-size default both jobs take from workflow_scripts.emotion.pairs.add_continuation_args).
 PAIRS_BATCH, EVALUATE_BATCH = 128, 64
 
 

@@ -56,35 +56,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")  # headless: never needs a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from workflow_scripts.core.report import stats  # noqa: E402
-from workflow_scripts.core.report.aggregate import over_seeds, sort_runs  # noqa: E402
-from workflow_scripts.core.report.selection import (  # noqa: E402
-    REPORTED_SPLIT,
-    SELECTION_SPLIT,
-    mark_selected,
-    select_best,
-    split_rows,
-)
-from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
-from workflow_scripts.core.report.tables import (  # noqa: E402
-    VARIANT_ORDER,
-    fmt_hparam,
-    fmt_variant,
-    save_figure,
-    write_table,
-)
-from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
-from workflow_scripts.core.cli import run  # noqa: E402
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.report import stats
+from workflow_scripts.core.report.aggregate import over_seeds, sort_runs
+from workflow_scripts.core.report.selection import (REPORTED_SPLIT, SELECTION_SPLIT, mark_selected, select_best,
+                                                    split_rows)
+from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style
+from workflow_scripts.core.report.tables import VARIANT_ORDER, fmt_hparam, fmt_variant, save_figure, write_table
+from workflow_scripts.core.report.training import add_training_curves_args, load_histories, plot_training_curves
 
 log = logging.getLogger("workflow_scripts.emotion.report")
 
@@ -553,8 +538,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--table", required=True, help="table stem (writes .csv, .md, .tex)")
     p.add_argument("--selection", choices=SELECTIONS, default="worst",
                    help="selection criterion on validation: over-alpha worst case (default) or mean")
-    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
-    p.add_argument("--training", help="training-curves figure stem (writes .pdf and .png)")
+    add_training_curves_args(p)
     p.add_argument("--verdict", help="robust-vs-base verdict table stem (writes .csv, .md, .tex)")
     p.add_argument("--tilt", help="validation tilt table stem (writes .csv, .md, .tex): r*(alpha0) minus the worst case")
     return p.parse_args(argv)

@@ -23,28 +23,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from workflow_scripts.core.report.aggregate import over_seeds, sort_runs  # noqa: E402
-from workflow_scripts.core.report.selection import (  # noqa: E402
-    REPORTED_SPLIT,
-    SELECTION_SPLIT,
-    mark_selected,
-    select_best,
-    split_rows,
-)
-from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style  # noqa: E402
-from workflow_scripts.core.report.training import load_histories, plot_training_curves  # noqa: E402
-from workflow_scripts.core.report.tables import fmt_hparam, fmt_variant, save_figure, write_table  # noqa: E402
-from workflow_scripts.core.zscores import zscore_stats  # noqa: E402
-from workflow_scripts.core.cli import run  # noqa: E402
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.report.aggregate import over_seeds, sort_runs
+from workflow_scripts.core.report.selection import (REPORTED_SPLIT, SELECTION_SPLIT, mark_selected, select_best,
+                                                    split_rows)
+from workflow_scripts.core.report.style import SFT_COLOR, VARIANT_COLORS, line_style
+from workflow_scripts.core.report.tables import fmt_hparam, fmt_variant, save_figure, write_table
+from workflow_scripts.core.report.training import add_training_curves_args, load_histories, plot_training_curves
+from workflow_scripts.core.zscores import zscore_stats
 
 log = logging.getLogger("workflow_scripts.hh.report")
 
@@ -157,99 +148,99 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     return front[np.argsort(front[:, 0], kind="stable")]
 
 
+def _panel_per_policy(policies: Sequence[str], height: float, draw_panel, stem, suptitle: str = "") -> dict:
+    """One figure, a panel per policy side by side (5.6 x ``height`` inches each), drawn by
+    ``draw_panel(ax, policy)``, under an optional ``suptitle``; saved as ``stem`` .pdf and .png."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.05):
+        fig, axes = plt.subplots(1, len(policies), figsize=(5.6 * len(policies), height), squeeze=False)
+        try:
+            for ax, policy in zip(axes[0], policies):
+                draw_panel(ax, policy)
+            if suptitle:
+                fig.suptitle(suptitle, fontsize=8)
+            fig.tight_layout()
+            return save_figure(fig, stem)
+        finally:
+            plt.close(fig)
+
+
 def plot_pareto(table: pd.DataFrame, chosen: pd.DataFrame, stem) -> dict:
     policies = list(dict.fromkeys(table["policy"]))
     largest = {p: max(table.loc[(table["policy"] == p) & (table["variant"] != "sft"), "scale"], key=scale_key)
                for p in policies}
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.05):
-        fig, axes = plt.subplots(1, len(policies), figsize=(5.6 * len(policies), 4.8), squeeze=False)
-        try:
-            for ax, policy in zip(axes[0], policies):
-                rows = _selected_rows(table[table["policy"] == policy], chosen)
-                rows = rows[rows["scale"] == largest[policy]]
-                for _, r in rows.iterrows():
-                    ax.errorbar(r["z_helpful_mean"], r["z_harmless_mean"], xerr=r["z_helpful_std"],
-                                yerr=r["z_harmless_std"], fmt=MARKERS.get(r["aggregation"], "o"), ms=7,
-                                color=VARIANT_COLORS.get(r["variant"], "black"), capsize=2,
-                                label=fmt_run(r["variant"], r["aggregation"]))
-                sft = table[(table["policy"] == policy) & (table["variant"] == "sft")]
-                if not sft.empty:
-                    s = sft.iloc[0]
-                    ax.errorbar(s["z_helpful_mean"], s["z_harmless_mean"], xerr=s["z_helpful_std"],
-                                yerr=s["z_harmless_std"], fmt="*", ms=13, color=SFT_COLOR, label="SFT")
-                points = pd.concat([rows, sft])[["z_helpful_mean", "z_harmless_mean"]].to_numpy(dtype=float)
-                front = pareto_front(points)
-                if len(front) > 1:
-                    ax.step(front[:, 0], front[:, 1], where="post", color="0.25", lw=1.0, ls=":", zorder=0,
-                            label="Pareto front")
-                ax.axhline(0, color="0.6", lw=0.8)
-                ax.axvline(0, color="0.6", lw=0.8)
-                ax.set_xlabel("mean z helpful (test prompts)")
-                ax.set_ylabel("mean z harmless")
-                ax.set_title(f"{policy}: {largest[policy]} training pairs" if largest[policy] != "all"
-                             else f"{policy}: all training pairs", fontsize=9)
-                ax.legend(fontsize=7, frameon=False, loc="best")
-            fig.suptitle("Helpfulness vs harmlessness (z-scores w.r.t. the SFT policy's training responses);\n"
-                         "radius and η/β chosen on validation; error bars ±1 std over seeds; dotted: the Pareto "
-                         "front of the points shown", fontsize=8)
-            fig.tight_layout()
-            return save_figure(fig, stem)
-        finally:
-            plt.close(fig)
+
+    def draw_panel(ax, policy: str) -> None:
+        rows = _selected_rows(table[table["policy"] == policy], chosen)
+        rows = rows[rows["scale"] == largest[policy]]
+        for _, r in rows.iterrows():
+            ax.errorbar(r["z_helpful_mean"], r["z_harmless_mean"], xerr=r["z_helpful_std"],
+                        yerr=r["z_harmless_std"], fmt=MARKERS.get(r["aggregation"], "o"), ms=7,
+                        color=VARIANT_COLORS.get(r["variant"], "black"), capsize=2,
+                        label=fmt_run(r["variant"], r["aggregation"]))
+        sft = table[(table["policy"] == policy) & (table["variant"] == "sft")]
+        if not sft.empty:
+            s = sft.iloc[0]
+            ax.errorbar(s["z_helpful_mean"], s["z_harmless_mean"], xerr=s["z_helpful_std"],
+                        yerr=s["z_harmless_std"], fmt="*", ms=13, color=SFT_COLOR, label="SFT")
+        points = pd.concat([rows, sft])[["z_helpful_mean", "z_harmless_mean"]].to_numpy(dtype=float)
+        front = pareto_front(points)
+        if len(front) > 1:
+            ax.step(front[:, 0], front[:, 1], where="post", color="0.25", lw=1.0, ls=":", zorder=0,
+                    label="Pareto front")
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.set_xlabel("mean z helpful (test prompts)")
+        ax.set_ylabel("mean z harmless")
+        ax.set_title(f"{policy}: {largest[policy]} training pairs" if largest[policy] != "all"
+                     else f"{policy}: all training pairs", fontsize=9)
+        ax.legend(fontsize=7, frameon=False, loc="best")
+
+    return _panel_per_policy(policies, 4.8, draw_panel, stem, suptitle=(
+        "Helpfulness vs harmlessness (z-scores w.r.t. the SFT policy's training responses);\n"
+        "radius and η/β chosen on validation; error bars ±1 std over seeds; dotted: the Pareto front of the "
+        "points shown"))
 
 
 def plot_alpha_sweep(table: pd.DataFrame, chosen: pd.DataFrame, alphas: Sequence[float], alpha0: float, stem) -> dict:
-    policies = list(dict.fromkeys(table["policy"]))
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.05):
-        fig, axes = plt.subplots(1, len(policies), figsize=(5.6 * len(policies), 4.2), squeeze=False)
-        try:
-            for ax, policy in zip(axes[0], policies):
-                part = table[table["policy"] == policy]
-                largest = max(part.loc[part["variant"] != "sft", "scale"], key=scale_key)
-                rows = _selected_rows(part, chosen)
-                rows = pd.concat([rows[rows["scale"] == largest], part[part["variant"] == "sft"]])
-                for _, r in rows.iterrows():
-                    y = [a * r["z_helpful_mean"] + (1 - a) * r["z_harmless_mean"] for a in alphas]
-                    sft = r["variant"] == "sft"
-                    ax.plot(alphas, y, color=SFT_COLOR if sft else VARIANT_COLORS.get(r["variant"], "black"),
-                            ls="--" if sft else line_style(r["variant"]), marker=None if sft else
-                            MARKERS.get(r["aggregation"], "o"), ms=4, lw=1.5,
-                            label="SFT" if sft else fmt_run(r["variant"], r["aggregation"]))
-                ax.axvline(alpha0, color="black", ls=":", lw=1.2, label=f"α₀ = {alpha0:g}")
-                ax.set_xlabel("α: weight on helpful (1 − α on harmless)")
-                ax.set_ylabel("mean r(α) (test prompts)")
-                ax.set_title(policy, fontsize=9)
-                ax.legend(fontsize=7, frameon=False)
-            fig.tight_layout()
-            return save_figure(fig, stem)
-        finally:
-            plt.close(fig)
+    def draw_panel(ax, policy: str) -> None:
+        part = table[table["policy"] == policy]
+        largest = max(part.loc[part["variant"] != "sft", "scale"], key=scale_key)
+        rows = _selected_rows(part, chosen)
+        rows = pd.concat([rows[rows["scale"] == largest], part[part["variant"] == "sft"]])
+        for _, r in rows.iterrows():
+            y = [a * r["z_helpful_mean"] + (1 - a) * r["z_harmless_mean"] for a in alphas]
+            sft = r["variant"] == "sft"
+            ax.plot(alphas, y, color=SFT_COLOR if sft else VARIANT_COLORS.get(r["variant"], "black"),
+                    ls="--" if sft else line_style(r["variant"]), marker=None if sft else
+                    MARKERS.get(r["aggregation"], "o"), ms=4, lw=1.5,
+                    label="SFT" if sft else fmt_run(r["variant"], r["aggregation"]))
+        ax.axvline(alpha0, color="black", ls=":", lw=1.2, label=f"α₀ = {alpha0:g}")
+        ax.set_xlabel("α: weight on helpful (1 − α on harmless)")
+        ax.set_ylabel("mean r(α) (test prompts)")
+        ax.set_title(policy, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+
+    return _panel_per_policy(list(dict.fromkeys(table["policy"])), 4.2, draw_panel, stem)
 
 
 def plot_scale(table: pd.DataFrame, chosen: pd.DataFrame, n_pairs: dict, stem) -> dict:
-    policies = list(dict.fromkeys(table["policy"]))
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.05):
-        fig, axes = plt.subplots(1, len(policies), figsize=(5.6 * len(policies), 4.2), squeeze=False)
-        try:
-            for ax, policy in zip(axes[0], policies):
-                rows = _selected_rows(table[table["policy"] == policy], chosen)
-                for (variant, aggregation), g in rows.groupby(["variant", "aggregation"], sort=False):
-                    g = g.assign(n=g["scale"].map(lambda s: n_pairs.get(str(s), np.nan))).sort_values("n")
-                    ax.errorbar(g["n"], g["worst_alpha_mean"], yerr=g["worst_alpha_std"], capsize=2,
-                                color=VARIANT_COLORS.get(variant, "black"), ls=line_style(variant),
-                                marker=MARKERS.get(aggregation, "o"), label=fmt_run(variant, aggregation))
-                sft = table[(table["policy"] == policy) & (table["variant"] == "sft")]
-                if not sft.empty:
-                    ax.axhline(sft.iloc[0]["worst_alpha_mean"], color=SFT_COLOR, ls="--", label="SFT")
-                ax.set_xscale("log")
-                ax.set_xlabel("training pairs")
-                ax.set_ylabel("worst case over α of mean r(α) (test)")
-                ax.set_title(policy, fontsize=9)
-                ax.legend(fontsize=7, frameon=False)
-            fig.tight_layout()
-            return save_figure(fig, stem)
-        finally:
-            plt.close(fig)
+    def draw_panel(ax, policy: str) -> None:
+        rows = _selected_rows(table[table["policy"] == policy], chosen)
+        for (variant, aggregation), g in rows.groupby(["variant", "aggregation"], sort=False):
+            g = g.assign(n=g["scale"].map(lambda s: n_pairs.get(str(s), np.nan))).sort_values("n")
+            ax.errorbar(g["n"], g["worst_alpha_mean"], yerr=g["worst_alpha_std"], capsize=2,
+                        color=VARIANT_COLORS.get(variant, "black"), ls=line_style(variant),
+                        marker=MARKERS.get(aggregation, "o"), label=fmt_run(variant, aggregation))
+        sft = table[(table["policy"] == policy) & (table["variant"] == "sft")]
+        if not sft.empty:
+            ax.axhline(sft.iloc[0]["worst_alpha_mean"], color=SFT_COLOR, ls="--", label="SFT")
+        ax.set_xscale("log")
+        ax.set_xlabel("training pairs")
+        ax.set_ylabel("worst case over α of mean r(α) (test)")
+        ax.set_title(policy, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+
+    return _panel_per_policy(list(dict.fromkeys(table["policy"])), 4.2, draw_panel, stem)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -317,8 +308,7 @@ def parse_args(argv=None):
     p.add_argument("--pareto", required=True)
     p.add_argument("--alpha-sweep", required=True)
     p.add_argument("--scale", required=True)
-    p.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
-    p.add_argument("--training-figure", help="training-curves figure stem (writes .pdf and .png)")
+    add_training_curves_args(p, "--training-figure")
     return p.parse_args(argv)
 
 

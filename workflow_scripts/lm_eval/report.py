@@ -20,27 +20,17 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from workflow_scripts.core.io import setup_logging, write_frame_atomic  # noqa: E402
-from workflow_scripts.core.report.aggregate import over_seeds  # noqa: E402
-from workflow_scripts.core.report.style import VARIANT_COLORS  # noqa: E402
-from workflow_scripts.core.report.tables import (  # noqa: E402
-    fmt_hparam,
-    fmt_variant,
-    save_figure,
-    variant_sort_key,
-    write_table,
-)
-from workflow_scripts.lm_eval.normalize import BENCHMARKS, leaderboard_scores, task_scores  # noqa: E402
-from workflow_scripts.core.cli import run  # noqa: E402
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.io import setup_logging, write_frame_atomic
+from workflow_scripts.core.report.aggregate import over_seeds
+from workflow_scripts.core.report.style import VARIANT_COLORS
+from workflow_scripts.core.report.tables import fmt_hparam, fmt_variant, save_figure, variant_sort_key, write_table
+from workflow_scripts.lm_eval.normalize import BENCHMARKS, leaderboard_scores, task_scores
 
 log = logging.getLogger("workflow_scripts.lm_eval.report")
 

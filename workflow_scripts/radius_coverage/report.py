@@ -42,19 +42,14 @@ import math
 import sys
 from collections.abc import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2 as chi2_law
 
-matplotlib.use("Agg")  # headless
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import chi2 as chi2_law  # noqa: E402
-
-from workflow_scripts.core.report.tables import atomic_path, save_figure, write_table  # noqa: E402
-
-from workflow_scripts.radius_coverage.model import BASES, SETS  # noqa: E402
-from workflow_scripts.core.cli import run  # noqa: E402
+from workflow_scripts.core.cli import run
+from workflow_scripts.core.report.tables import atomic_path, save_figure, write_table
+from workflow_scripts.radius_coverage.model import BASES, SETS
 
 log = logging.getLogger("workflow_scripts.radius_coverage.report")
 

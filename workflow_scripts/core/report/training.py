@@ -10,19 +10,16 @@ legend (groups may select different radii). A panel whose positive values span m
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from workflow_scripts.core.report.style import DPO_FAMILY, VARIANT_COLORS  # noqa: E402
-from workflow_scripts.core.report.tables import fmt_variant, save_figure  # noqa: E402
+from workflow_scripts.core.report.style import DPO_FAMILY, VARIANT_COLORS
+from workflow_scripts.core.report.tables import fmt_variant, save_figure
 
 #: The metrics drawn, in panel order, with their axis labels; absent columns are skipped.
 METRICS = {
@@ -34,6 +31,13 @@ METRICS = {
     "lr": "learning rate",
     "mean_reward": "mean reward (online samples)",
 }
+
+
+def add_training_curves_args(parser: argparse.ArgumentParser, figure_flag: str = "--training") -> None:
+    """A report's flags for its optional training-curves figure: the runs' ``history.csv`` files and the
+    figure's stem (``figure_flag``: the HH report's ``--training`` names its training completions)."""
+    parser.add_argument("--histories", nargs="*", default=[], help="the alignment runs' history.csv files")
+    parser.add_argument(figure_flag, help="training-curves figure stem (writes .pdf and .png)")
 
 
 def load_histories(paths: Sequence[str | Path], group: str | None = None, label=None) -> pd.DataFrame:
