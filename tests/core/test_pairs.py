@@ -77,3 +77,14 @@ def test_completion_frame_is_prompt_major_with_key_columns_first():
     assert frame["sample"].dtype == np.int64 and frame["prompt_idx"].dtype == np.int64
     with pytest.raises(ValueError, match="2 prompts x 2 samples, but 3 response ids"):
         completion_frame(["p", "q"], [[1], [2]], [[5], [6], [7]], ["a", "b", "c"], 2)
+
+
+def test_completion_frame_takes_a_frames_key_columns_whatever_its_index():
+    """HH passes its prompts' ``prompt_idx`` and ``subset`` columns as a DataFrame slice of a stratified subset (an
+    index that is neither 0-based nor contiguous); a DataFrame has no truth value, so ``keys or {}`` failed."""
+    prompts = pd.DataFrame({"prompt_idx": [11, 4], "subset": ["harmless-base", "helpful-base"]}, index=[5, 2])
+    frame = completion_frame(["p", "q"], [[1], [2]], [[5], [6], [7], [8]], ["a", "b", "c", "d"], 2,
+                             keys=prompts[["prompt_idx", "subset"]])
+    assert frame[["prompt_idx", "subset"]].to_dict("list") == {
+        "prompt_idx": [11, 11, 4, 4], "subset": ["harmless-base", "harmless-base", "helpful-base", "helpful-base"]}
+    assert list(frame.index) == [0, 1, 2, 3]

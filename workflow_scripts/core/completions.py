@@ -22,7 +22,8 @@ def completion_frame(prompts: Sequence[str], prompt_ids: Sequence[Sequence[int]]
     if len(response_ids) != n * len(prompts) or len(responses) != len(response_ids):
         raise ValueError(f"{len(prompts)} prompts x {n} samples, but {len(response_ids)} response ids and "
                          f"{len(responses)} texts.")
-    columns = {name: np.repeat(np.asarray(values), n) for name, values in (keys or {}).items()}
+    # `keys` may be a DataFrame (its columns), whose truth value is ambiguous: test for None, never `keys or {}`.
+    columns = {name: np.repeat(np.asarray(values), n) for name, values in ({} if keys is None else keys).items()}
     return pd.DataFrame({**columns,
                          "sample": np.tile(np.arange(n), len(prompts)),
                          "prompt": [p for p in prompts for _ in range(n)],
