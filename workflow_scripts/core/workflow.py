@@ -301,11 +301,12 @@ class Workflow:
                 **{key: value for key, value in optional.items() if value}}
 
     def canary_resources(self) -> dict:
-        """The GPU canary's resources: launched like an emotion alignment job (its GPUs, memory, 2 CPU processes
-        locally), for ``cluster.canary_runtime`` minutes."""
-        res = self.resources("emotion", "align", nproc=2)
+        """The GPU canary's resources: launched like the job kind ``cluster.canary.like`` names (its GPUs and
+        memory; 2 CPU processes locally), for ``cluster.canary.runtime`` minutes."""
+        canary = self.config["cluster"]["canary"]
+        res = self.resources(*canary["like"].split("."), nproc=2)
         if "runtime" in res:
-            res["runtime"] = int(self.config["cluster"]["canary_runtime"])
+            res["runtime"] = int(canary["runtime"])
         return res
 
     def canary_input(self) -> dict:
