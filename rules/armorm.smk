@@ -90,8 +90,7 @@ rule armorm_completions:
         f"{BENCHMARKS}/armorm/completions/{{data_seed}}.tsv"
     threads: 1
     resources:
-        gpu=0,
-        nproc=1,
+        **W.resources("armorm", "completions", nproc=1),
     params:
         flags=A.completion_flags(),
     shell:
@@ -115,8 +114,7 @@ rule armorm_scores:
         f"{BENCHMARKS}/armorm/scores/{{data_seed}}.tsv"
     threads: 1
     resources:
-        gpu=0,
-        nproc=1,
+        **W.resources("armorm", "scores", nproc=1),
     params:
         shard_size=lookup(dpath="armorm/scoring/shard_size", within=config),
         rm=A.reward_flags,
@@ -167,8 +165,7 @@ use rule align as armorm_align with:
         W.benchmark("armorm/align/{pair}", W.RUN),
     threads: W.procs("align")
     resources:
-        gpu=0,
-        nproc=W.procs("align"),
+        **W.resources("armorm", "align", nproc=W.procs("align")),
     params:
         flags=W.align_flags("armorm"),
 
@@ -185,6 +182,8 @@ use rule evaluate as armorm_evaluate with:
         W.log("armorm/eval", "{pair}", W.RUN),
     benchmark:
         W.benchmark("armorm/eval", "{pair}", W.RUN),
+    resources:
+        **W.resources("armorm", "evaluate"),
     params:
         module="workflow_scripts.armorm.evaluate",
         flags=A.eval_flags,
@@ -239,6 +238,8 @@ use rule armorm_align as armorm_align_online with:
         W.log("armorm/align/{pair}@online", W.RUN),
     benchmark:
         W.benchmark("armorm/align/{pair}@online", W.RUN),
+    resources:
+        **W.resources("armorm", "align_online", nproc=W.procs("align")),
     params:
         flags=A.online_flags,
         settings=settings_of(A.online_flags),

@@ -20,6 +20,7 @@ from workflow_scripts.core.losses.registry import VARIANTS
 from workflow_scripts.core.workflow import (
     Workflow as ExperimentHelpers,  # not `Workflow`: the Snakefile runs in the globals of snakemake.workflow
     cli_flags,
+    cluster_off_problem,
     hparam_flag,
     input_parent,
     launch,
@@ -39,9 +40,10 @@ LOGS = f"logs/{PRESET}"
 BENCHMARKS = f"benchmarks/{PRESET}"
 
 
-# Before any job is submitted (not on dry runs): a cluster executor whose commands are missing stops here, in
-# one line, instead of failing every submission after retries.
+# Before any job is submitted (not on dry runs): a cluster executor whose commands are missing, or that would get
+# no GPU resources (cluster.enabled off), stops here in one line, instead of failing every submission after retries.
 onstart:
-    problem = missing_scheduler_commands(getattr(workflow.executor_plugin, "name", None))
+    executor = getattr(workflow.executor_plugin, "name", None)
+    problem = missing_scheduler_commands(executor) or cluster_off_problem(executor, config)
     if problem:
         sys.exit(f"Error: {problem}")

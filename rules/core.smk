@@ -30,8 +30,7 @@ rule gpu_canary:
         f"{BENCHMARKS}/canary/gpu_job.tsv"
     threads: 2
     resources:
-        gpu=0,
-        nproc=2,
+        **W.canary_resources(),
     shell:
         launch("workflow_scripts.tools.canary --out {output:q} --expected-gpus {resources.gpu} > {log:q} 2>&1")
 

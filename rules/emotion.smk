@@ -50,6 +50,8 @@ use rule sft as emotion_sft with:
         W.log("emotion/sft"),
     benchmark:
         W.benchmark("emotion/sft"),
+    resources:
+        **W.resources("emotion", "sft", nproc=W.procs("sft")),
     params:
         model=model_spec_arg(E.cfg["policy_model"]),
         flags=W.train_flags(E.cfg["sft"]),
@@ -66,6 +68,8 @@ use rule reward_model as emotion_reward_model with:
         W.log("emotion/reward_model"),
     benchmark:
         W.benchmark("emotion/reward_model"),
+    resources:
+        **W.resources("emotion", "reward_model", nproc=W.procs("reward_model")),
     params:
         module="workflow_scripts.emotion.train_reward",
         model=model_spec_arg(E.cfg["reward_model"]),
@@ -91,7 +95,7 @@ rule emotion_pairs:
         f"{BENCHMARKS}/emotion/pairs/{{data_seed}}.tsv"
     threads: 1
     resources:
-        gpu=0,
+        **W.resources("emotion", "pairs"),
     params:
         pairs=cli_flags(E.cfg["pairs"], ["n_prompts", "prompt_tokens", "max_new_tokens", "top_k", "top_p"]),
         mix=E.mixture_flags(),
@@ -115,6 +119,8 @@ use rule align as emotion_align with:
         W.log("emotion/align", W.RUN),
     benchmark:
         W.benchmark("emotion/align", W.RUN),
+    resources:
+        **W.resources("emotion", "align", nproc=W.align_procs),
     params:
         flags=E.align_flags,
         settings=settings_of(E.align_flags),
@@ -131,6 +137,8 @@ use rule evaluate as emotion_evaluate with:
         W.log("emotion/eval", W.RUN),
     benchmark:
         W.benchmark("emotion/eval", W.RUN),
+    resources:
+        **W.resources("emotion", "evaluate"),
     params:
         module="workflow_scripts.emotion.evaluate",
         flags=E.eval_flags,
@@ -160,6 +168,8 @@ use rule emotion_align as emotion_align_online with:
         W.log("emotion/online/align", W.RUN),
     benchmark:
         W.benchmark("emotion/online/align", W.RUN),
+    resources:
+        **W.resources("emotion", "align_online", nproc=W.align_procs),
     params:
         flags=E.online_flags,
         settings=settings_of(E.online_flags),

@@ -60,6 +60,8 @@ use rule sft as hh_sft with:
         W.log("hh/{policy}/sft"),
     benchmark:
         W.benchmark("hh/{policy}/sft"),
+    resources:
+        **W.resources("hh", "sft", nproc=W.procs("sft")),
     params:
         model=H.policy_spec,
         flags=W.train_flags(H.cfg["sft"]),
@@ -92,6 +94,8 @@ use rule reward_model as hh_reward_model with:
         W.log("hh/reward_models/{objective}"),
     benchmark:
         W.benchmark("hh/reward_models/{objective}"),
+    resources:
+        **W.resources("hh", "reward_model", nproc=W.procs("reward_model")),
     params:
         module="workflow_scripts.hh.train_reward",
         data_flag="--pairs",
@@ -116,8 +120,7 @@ rule hh_completions:
         f"{BENCHMARKS}/hh/{{policy}}/completions/{{data_seed}}.tsv"
     threads: 1
     resources:
-        gpu=0,
-        nproc=1,
+        **W.resources("hh", "completions", nproc=1),
     params:
         flags=H.completion_flags(),
         rm=H.reward_flags,
@@ -160,6 +163,8 @@ use rule align as hh_align with:
         W.log("hh/{policy}/align/{aggregation}/{scale}", W.RUN),
     benchmark:
         W.benchmark("hh/{policy}/align/{aggregation}/{scale}", W.RUN),
+    resources:
+        **W.resources("hh", "align", nproc=W.align_procs),
     params:
         flags=H.align_flags(),
 
@@ -176,6 +181,8 @@ use rule evaluate as hh_evaluate with:
         W.log("hh/{policy}/eval", "{aggregation}/{scale}", W.RUN),
     benchmark:
         W.benchmark("hh/{policy}/eval", "{aggregation}/{scale}", W.RUN),
+    resources:
+        **W.resources("hh", "evaluate"),
     params:
         module="workflow_scripts.hh.evaluate",
         flags=H.eval_flags,

@@ -39,7 +39,7 @@ rule lm_eval:
         W.benchmark("templates/lm_eval"),
     threads: 1
     resources:
-        gpu=0,
+        **W.resources("lm_eval", "evaluate"),
     params:
         which="",
         harness=L.harness_flags,

@@ -18,8 +18,6 @@ sys.path.insert(0, str(REPO))
 from workflow_scripts.tools.canary import evaluate_checks  # noqa: E402
 from workflow_scripts.core.config import coerce_cli_strings, validate_config  # noqa: E402
 
-GPU_RULES = ["gpu_canary", "emotion_sft", "emotion_reward_model", "emotion_pairs", "emotion_align", "emotion_evaluate"]
-
 
 def snakemake(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=REPO, capture_output=True, text=True,
@@ -40,13 +38,38 @@ def profile(env=None) -> dict:
         os.environ.update(old)
 
 
-def set_resources(parsed: dict) -> dict[str, dict[str, str]]:
-    rules: dict[str, dict[str, str]] = {}
-    for entry in parsed["set-resources"]:
-        rule, assignment = entry.split(":", 1)
-        key, value = assignment.split("=", 1)
-        rules.setdefault(rule, {})[key] = value
-    return rules
+def config_under_profile(env=None) -> dict:
+    """config.yaml with the profile's `config:` applied as Snakemake applies it (like --config), typed and
+    validated as the workflow does when it loads."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from workflow_scripts.tools.plan.resources import profile_config
+
+    old = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        overrides = profile_config(REPO / "profiles/slurm")
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(config, overrides)
+    coerce_cli_strings(config)
+    validate_config(config)
+    return config
+
+
+def dry_run_resources(output: str) -> dict[str, list[dict[str, str]]]:
+    """{rule: [each job's resources]} from a dry run's job blocks."""
+    jobs: dict[str, list[dict[str, str]]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output):
+        m = re.match(r"(?:local)?rule (\w+):\n", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if m and res:
+            items = (x.split("=", 1) for x in re.split(r", (?=\w+=)", res.group(1)))
+            jobs.setdefault(m.group(1), []).append({k: v for k, v in items})
+    return jobs
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -97,8 +120,8 @@ def test_without_the_profile_alignment_does_not_wait_for_the_canary(tmp_path):
 
 # ----------------------------------------------------------------------------- the profile's content
 def gpu_rules() -> set[str]:
-    """Every runnable rule that declares a `gpu` resource, itself or through the template it is `use`d from
-    (`use rule align as hh_align with: ...` inherits the template's resources)."""
+    """Every runnable rule whose resources come from W.resources (its cluster request), itself or through the
+    rule it is `use`d from (`use rule hh_evaluate as hh_evaluate_sft with: ...` inherits its resources)."""
     bodies, parents = {}, {}
     for smk in (REPO / "rules").glob("*.smk"):
         for block in re.split(r"^(?=(?:use )?rule )", smk.read_text(), flags=re.M):
@@ -108,26 +131,63 @@ def gpu_rules() -> set[str]:
                 bodies[name], parents[name] = block, m.group(2)
 
     def declares(name):
-        return bool(re.search(r"^\s+gpu=", bodies[name], re.M)) or (parents[name] is not None and declares(parents[name]))
+        own = re.search(r"^    resources:\n(?:        .*\n)*", bodies[name], re.M)
+        if own:                                          # `with: resources:` replaces the whole block
+            return "W.resources(" in own.group(0) or "W.canary_resources(" in own.group(0)
+        return parents[name] is not None and declares(parents[name])
 
     templates = {p for p in parents.values() if p} & {n for n, b in bodies.items() if "/templates/" in b}
     return {n for n in bodies if declares(n)} - templates
 
 
-def test_every_gpu_rule_has_gpu_cpus_memory_runtime_and_partition():
-    rules = set_resources(profile())
+@pytest.fixture(scope="module")
+def cluster_jobs(tmp_path_factory) -> dict[str, list[dict[str, str]]]:
+    """Every job's resources in a dry run under the profile: the mini preset (every experiment, ArmoRM online)
+    with the emotion online grid too, so each GPU rule appears."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    (tmp / "online.yaml").write_text("emotion:\n  regimes: [offline, online]\n")
+    result = snakemake("--profile", "profiles/slurm", "-n", "all", "--configfile", "presets/mini.yaml",
+                       str(tmp / "online.yaml"), "--directory", str(tmp / "work"))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    return dry_run_resources(out)
+
+
+def test_every_gpu_rule_asks_the_cluster_for_gpu_cpus_memory_runtime_and_partition(cluster_jobs):
     needed = gpu_rules()
-    assert {"gpu_canary", "emotion_sft", "emotion_align", "hh_align", "hh_sft", "armorm_align_online",
-            "lm_eval_armorm", "lm_eval_hh_sft"} <= needed, needed
-    missing = sorted(needed - set(rules))
-    assert not missing, f"GPU rules without set-resources in profiles/slurm/config.yaml: {missing}"
+    assert {"gpu_canary", "emotion_sft", "emotion_align", "emotion_align_online", "hh_align", "hh_sft",
+            "armorm_align_online", "lm_eval_armorm", "lm_eval_hh_sft"} <= needed, needed
+    missing = sorted(needed - set(cluster_jobs))
+    assert not missing, f"GPU rules the dry run did not plan (extend the fixture's config): {missing}"
     for rule in sorted(needed):
-        res = rules[rule]
-        assert {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(res), (rule, res)
-        assert int(res["gpu"]) >= 1 and "gpus" not in res, (rule, res)
-        assert not re.search(r"--gres|--gpus", res.get("slurm_extra", "")), (rule, res)
-    assert rules["gpu_canary"]["gpu"] == rules["emotion_align"]["gpu"] == "2"
-    assert not set(rules) - needed, f"set-resources for rules that are not GPU rules: {sorted(set(rules) - needed)}"
+        for res in cluster_jobs[rule]:
+            assert {"gpu", "cpus_per_gpu", "mem_mb", "runtime", "slurm_partition"} <= set(res), (rule, res)
+            assert int(res["gpu"]) >= 1 and "gpus" not in res, (rule, res)
+            assert int(res["mem_mb"]) >= 32000 * int(res["gpu"]), (rule, res)
+            assert not re.search(r"--gres|--gpus", res.get("slurm_extra", "")), (rule, res)
+    assert cluster_jobs["gpu_canary"][0]["gpu"] == cluster_jobs["emotion_align"][0]["gpu"] == "2"
+    on_gpus = {rule for rule, jobs in cluster_jobs.items() if any(int(j.get("gpu", 0)) > 0 for j in jobs)}
+    assert on_gpus == needed, f"GPUs for rules that do not declare W.resources: {sorted(on_gpus - needed)}"
+    cpu = cluster_jobs["emotion_data"][0]
+    assert "gpu" not in cpu and cpu["runtime"] == "60" and cpu["mem_mb"] == "4000"
+
+
+def test_a_gpu_job_asks_for_its_experiments_cluster_section():
+    """Workflow.resources against the config by hand: gpu, minutes, memory x mem_mb_per_gpu, site settings."""
+    from workflow_scripts.core.workflow import Workflow
+
+    config = config_under_profile()
+    hh_sft, armorm_eval = config["hh"]["cluster"]["sft"], config["armorm"]["cluster"]["evaluate"]
+    assert Workflow(config).resources("hh", "sft", nproc=3) == {
+        "gpu": hh_sft["gpu"], "nproc": 3, "mem_mb": hh_sft["memory"] * 32000, "runtime": hh_sft["runtime"],
+        "cpus_per_gpu": 8, "slurm_partition": "gpu"}
+    assert (armorm_eval["gpu"], armorm_eval["memory"]) == (1, 2)      # policy and 8B scorer loaded on the CPU first
+    assert Workflow(config).resources("armorm", "evaluate")["mem_mb"] == 64000
+    canary = Workflow(config).canary_resources()
+    assert (canary["gpu"], canary["nproc"], canary["runtime"]) == (2, 2, config["cluster"]["canary"]["runtime"])
+    config["cluster"]["enabled"] = False                              # local runs: what the rules said before
+    assert Workflow(config).resources("hh", "sft", nproc=3) == {"gpu": 0, "nproc": 3}
+    assert Workflow(config).canary_resources() == {"gpu": 0, "nproc": 2}
 
 
 def test_profile_executor_settings_and_canary_flag():
@@ -138,19 +198,40 @@ def test_profile_executor_settings_and_canary_flag():
     assert parsed["rerun-incomplete"] == "True"
     assert "runtime=60" in parsed["default-resources"]
     assert not any(e.startswith(("slurm_account=", "slurm_partition=")) for e in parsed["default-resources"])
-    assert parsed["config"] == ["launch={'canary': True}"]
+    assert "set-resources" not in parsed                                  # the rules declare GPU jobs' needs
+    config = config_under_profile()
+    assert config["launch"]["canary"] is True
+    assert config["cluster"] == {"enabled": True, "gpu_partition": "gpu", "cpu_partition": "", "account": "",
+                                 "gpu_model": "", "cpus_per_gpu": 8, "mem_mb_per_gpu": 32000,
+                                 "canary": {"like": "emotion.align", "runtime": 10}}
 
 
 def test_site_settings_are_overridable_from_the_environment():
-    parsed = profile({"DRO_REBEL_SLURM_ACCOUNT": "proj42", "DRO_REBEL_SLURM_CPU_PARTITION": "short",
-                      "DRO_REBEL_SLURM_GPU_PARTITION": "a100q", "DRO_REBEL_SLURM_GPU_MODEL": "a100",
-                      "DRO_REBEL_SLURM_CPUS_PER_GPU": "4", "DRO_REBEL_SLURM_ALIGN_GPUS": "4"})
-    assert {"slurm_account=proj42", "slurm_partition=short"} <= set(parsed["default-resources"])
-    rules = set_resources(parsed)
-    for rule in GPU_RULES:
-        assert rules[rule]["slurm_partition"] == "a100q" and rules[rule]["gpu_model"] == "a100"
-        assert rules[rule]["cpus_per_gpu"] == "4"
-    assert rules["emotion_align"]["gpu"] == "4" and rules["emotion_align"]["mem_mb"] == str(4 * 32000)
+    from workflow_scripts.core.workflow import Workflow
+
+    env = {"DRO_REBEL_SLURM_ACCOUNT": "proj42", "DRO_REBEL_SLURM_CPU_PARTITION": "short",
+           "DRO_REBEL_SLURM_GPU_PARTITION": "a100q", "DRO_REBEL_SLURM_GPU_MODEL": "a100",
+           "DRO_REBEL_SLURM_CPUS_PER_GPU": "4", "DRO_REBEL_SLURM_ALIGN_GPUS": "4"}
+    assert {"slurm_account=proj42", "slurm_partition=short"} <= set(profile(env)["default-resources"])
+    w = Workflow(config_under_profile(env))
+    for experiment, kind in [("emotion", "sft"), ("emotion", "align"), ("hh", "align"), ("lm_eval", "evaluate")]:
+        res = w.resources(experiment, kind)
+        assert (res["slurm_partition"], res["gpu_model"], res["cpus_per_gpu"], res["slurm_account"]) == \
+            ("a100q", "a100", 4, "proj42"), res
+    for kind in ("align", "align_online"):
+        assert (w.resources("emotion", kind)["gpu"], w.resources("emotion", kind)["mem_mb"]) == (4, 4 * 32000)
+    assert w.canary_resources()["gpu"] == 4 and w.resources("hh", "align")["gpu"] == 2
+
+
+def test_a_cluster_executor_without_the_cluster_config_does_not_start():
+    """A --config on the command line replaces the profile's `config:`: the rules would then ask for no GPU."""
+    from workflow_scripts.core.workflow import cluster_off_problem
+
+    config = config_under_profile()
+    assert cluster_off_problem("slurm", config) is None
+    config["cluster"]["enabled"] = False
+    assert "cluster.enabled" in cluster_off_problem("slurm", config)
+    assert cluster_off_problem("local", config) is None and cluster_off_problem(None, config) is None
 
 
 def test_local_and_default_profiles_have_nothing_slurm_specific():

@@ -109,6 +109,17 @@ def missing_scheduler_commands(executor: str | None) -> str | None:
             f"--profile {executor} (profiles/local runs here)")
 
 
+def cluster_off_problem(executor: str | None, config: Mapping[str, Any]) -> str | None:
+    """A one-line reason not to start, when a cluster executor would submit GPU jobs without their GPUs: the rules
+    ask for GPUs only with ``cluster.enabled``, which profiles/slurm sets in its ``config:``, and a ``--config`` on
+    the command line replaces that whole mapping (Snakemake's rule for a profile's options)."""
+    if executor not in SCHEDULER_COMMANDS or config["cluster"]["enabled"]:
+        return None
+    return (f"the {executor} executor runs with cluster.enabled false, so every GPU job would ask for no GPU: "
+            "a --config on the command line replaces the profile's config (cluster, launch); add "
+            "cluster='{enabled: true}' launch='{canary: true}' to it, or put the overrides in a --configfile")
+
+
 # ----------------------------------------------------------------------------- functions of a job
 def hparam_flag(wildcards) -> str:
     """The base hyperparameter of an alignment job, from its ``hp`` wildcard: ``--eta=10`` or ``--beta=0.1``."""
@@ -269,6 +280,34 @@ class Workflow:
 
     def align_procs(self, wildcards) -> int:
         return self.procs("align", wildcards.variant)
+
+    def resources(self, experiment: str, kind: str, **local) -> dict:
+        """A GPU rule's resources: ``gpu=0`` and ``local`` (``nproc``: its CPU processes) for a local run; with
+        ``cluster.enabled`` (profiles/slurm) also what the experiment's ``cluster.<kind>`` asks for, on the site of
+        the top-level ``cluster`` section. Rules declare ``resources: **W.resources(...)``, so what a job needs on
+        a cluster lives with the experiment's config, and the planner reads the same numbers from the DAG.
+
+        ``gpu`` is the standard resource the SLURM plugin turns into ``--gpus=N`` (``--gpus=<gpu_model>:N``); the
+        launcher starts one process per GPU the job step was granted. ``mem_mb`` is ``memory`` x
+        ``mem_mb_per_gpu``, ``runtime`` minutes."""
+        site = self.config["cluster"]
+        if not site["enabled"]:
+            return {"gpu": 0, **local}
+        job = self.config[experiment]["cluster"][kind]
+        optional = {"slurm_partition": site["gpu_partition"], "gpu_model": site["gpu_model"],
+                    "slurm_account": site["account"]}
+        return {"gpu": int(job["gpu"]), **local, "mem_mb": round(job["memory"] * site["mem_mb_per_gpu"]),
+                "runtime": int(job["runtime"]), "cpus_per_gpu": int(site["cpus_per_gpu"]),
+                **{key: value for key, value in optional.items() if value}}
+
+    def canary_resources(self) -> dict:
+        """The GPU canary's resources: launched like the job kind ``cluster.canary.like`` names (its GPUs and
+        memory; 2 CPU processes locally), for ``cluster.canary.runtime`` minutes."""
+        canary = self.config["cluster"]["canary"]
+        res = self.resources(*canary["like"].split("."), nproc=2)
+        if "runtime" in res:
+            res["runtime"] = int(canary["runtime"])
+        return res
 
     def canary_input(self) -> dict:
         """The canary as an extra input of GPU training rules, when ``launch.canary`` is on (SLURM profile)."""

@@ -9,7 +9,7 @@
 own DAG for the config and targets (:mod:`.dag`), gives every job its rule family's work model in tokens
 per phase (:mod:`.work`), fed by the job's experiment (``workflow_scripts/<experiment>/plan.py``,
 :mod:`.inputs`, :mod:`.sizes`), prices the tokens with the versioned throughput
-table (:mod:`.throughput`, ``workflow_scripts/tools/throughput.yaml``) on the profile's GPU counts
+table (:mod:`.throughput`, ``workflow_scripts/tools/throughput.yaml``) on the GPUs each job asks the cluster for
 (:mod:`.resources`), checks each job's peak memory against the GPU (:mod:`.memory`), schedules the DAG
 on the cluster size (:mod:`.schedule`), and optionally recalibrates every rule on the benchmark files of
 a finished pilot run (:mod:`.calibrate`). docs/planning.md.

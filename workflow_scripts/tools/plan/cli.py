@@ -15,8 +15,7 @@ from workflow_scripts.tools.plan import calibrate as cal
 from workflow_scripts.tools.plan import report, schedule
 from workflow_scripts.tools.plan.dag import plan_jobs
 from workflow_scripts.tools.plan.estimate import estimate_jobs
-from workflow_scripts.tools.plan.resources import (DEFAULT_PROFILE, gpus_per_rule, profile_resources,
-                                                   runtime_minutes, site_overrides)
+from workflow_scripts.tools.plan.resources import DEFAULT_PROFILE, site_overrides, with_profile_config
 from workflow_scripts.tools.plan.throughput import DEFAULT_TABLE, Throughput, write_estimates
 from workflow_scripts.tools.plan.inputs import Context
 
@@ -60,12 +59,13 @@ def plan(configfiles: Sequence[str | Path] = (), targets: Sequence[str] = ("all"
     runs = [] if calibrate is None else [calibrate] if isinstance(calibrate, (str, Path)) else list(calibrate)
     # fail on a wrong directory before planning anything
     roots = [cal.benchmark_root(r).resolve() for r in runs]
-    resources = profile_resources(profile) if gpu != "cpu" else {}
-    gpus = gpus_per_rule(resources)
+    # On GPUs, the DAG of the cluster run: the profile's config (cluster.enabled, site settings) gives every job
+    # the GPUs and runtime limit it would be submitted with.
+    overrides = with_profile_config(config, profile) if gpu != "cpu" else config
     if gpus_available is None:
         gpus_available = (os.cpu_count() or 1) if gpu == "cpu" else 8
-    cfg, jobs = plan_jobs(configfiles, targets, config)
-    estimates = estimate_jobs(Context(cfg, table.data), jobs, table, gpu, gpus)
+    cfg, jobs = plan_jobs(configfiles, targets, overrides)
+    estimates = estimate_jobs(Context(cfg, table.data), jobs, table, gpu)
     result = Plan(cfg, estimates, gpu, gpus_available, table)
     measured_entries = sum(e["source"] == "measured" for e in table.entries.values())
     result.header = [
@@ -74,12 +74,13 @@ def plan(configfiles: Sequence[str | Path] = (), targets: Sequence[str] = ("all"
         f"{'local CPU processes' if gpu == 'cpu' else gpu.upper() + ' GPUs'}",
         "",
         f"Throughput table version {table.version} ({measured_entries} measured entries; the rest estimated by "
-        f"its FLOPs model); " + ("GPU counts: the SLURM profile's set-resources." if gpu != "cpu"
+        f"its FLOPs model); " + ("GPU counts: the jobs' resources under the SLURM profile's config." if gpu != "cpu"
                                  else "processes: the jobs' threads."),
     ]
     if roots:
-        pilot_cfg, pilot_jobs = plan_jobs(calibrate_config, ("all",))
-        pilot = estimate_jobs(Context(pilot_cfg, table.data), pilot_jobs, table, gpu, gpus)
+        pilot_cfg, pilot_jobs = plan_jobs(calibrate_config, ("all",),
+                                          with_profile_config(None, profile) if gpu != "cpu" else None)
+        pilot = estimate_jobs(Context(pilot_cfg, table.data), pilot_jobs, table, gpu)
         seconds = cal.measured(pilot, roots)
         if not seconds:
             raise SystemExit(f"no benchmark file under {' '.join(map(str, roots))} matches a job of the pilot's "
@@ -89,11 +90,11 @@ def plan(configfiles: Sequence[str | Path] = (), targets: Sequence[str] = ("all"
         rules = [r for r in result.fits if not r.startswith("family:")]
         result.header.append(f"Calibrated on the benchmark files of {len(seconds)} jobs of {' '.join(map(str, runs))} "
                              f"(preset `{pilot_cfg['preset']}`): {len(rules)} rules fitted.")
-    result.notes = _notes(result, resources)
+    result.notes = _notes(result)
     return result
 
 
-def _notes(result: Plan, resources: dict) -> list[str]:
+def _notes(result: Plan) -> list[str]:
     notes = []
     per_rule: dict[str, set] = {}
     for e in result.estimates:
@@ -101,15 +102,15 @@ def _notes(result: Plan, resources: dict) -> list[str]:
             per_rule.setdefault(n, set()).add(e.rule)
     notes += [f"{', '.join(sorted(rules))}: {n}" for n, rules in per_rule.items()]
     if result.gpu != "cpu":
-        limits = runtime_minutes(resources)
-        worst: dict[str, float] = {}
+        worst: dict[str, tuple[float, float]] = {}
         for e in result.estimates:
-            if e.rule in limits and e.seconds > 60 * limits[e.rule]:
-                worst[e.rule] = max(worst.get(e.rule, 0.0), e.seconds)
-        for rule, s in worst.items():
-            notes.append(f"`{rule}`: a job is estimated at {report.human_time(s)}, over its profile runtime of "
-                         f"{limits[rule]:.0f} min (raise `runtime` in profiles/slurm, or rely on the retries "
-                         f"of resumable jobs)")
+            limit = e.job.runtime
+            if e.on_gpu and limit is not None and e.seconds > 60 * limit and e.seconds > worst.get(e.rule, (0.0,))[0]:
+                worst[e.rule] = (e.seconds, limit)
+        for rule, (s, limit) in worst.items():
+            notes.append(f"`{rule}`: a job is estimated at {report.human_time(s)}, over its runtime limit of "
+                         f"{limit:.0f} min (raise its `runtime` in the experiment's config section `cluster`, or "
+                         f"rely on the retries of resumable jobs)")
         overrides = site_overrides()
         if overrides:
             notes.append("site settings from the environment: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
@@ -131,8 +132,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(a local run: processes instead of GPUs); default h100")
     p.add_argument("--gpus-available", type=int, help="GPUs (cpu: processes) the grid may use at once; "
                    "default 8 (cpu: this machine's cores)")
-    p.add_argument("--profile", default=str(DEFAULT_PROFILE), help="SLURM profile whose set-resources give the "
-                   "GPUs per job (default profiles/slurm)")
+    p.add_argument("--profile", default=str(DEFAULT_PROFILE), help="SLURM profile whose `config:` (cluster.enabled, "
+                   "site settings) the plan's DAG is built with: each job's GPUs and runtime limit are those its rule "
+                   "asks the cluster for (default profiles/slurm; not used with --gpu cpu)")
     p.add_argument("--throughput", default=str(DEFAULT_TABLE), help="throughput table (YAML)")
     p.add_argument("--calibrate", nargs="+", metavar="RUN_DIR", help="a finished pilot run (its directory, with "
                    "benchmarks/); several runs of the same config: each job's seconds averaged over them")

@@ -35,6 +35,8 @@ class JobSpec:
     benchmark: Optional[str]       # relative path of the job's benchmark TSV ("benchmarks/<preset>/...")
     deps: list = field(default_factory=list)   # ids of the jobs it waits for
     devices: int = 0               # GPUs (or CPU processes, --gpu cpu) it runs on; set by the planner
+    gpu: int = 0                   # its `gpu` resource (0 unless planned with cluster.enabled)
+    runtime: Optional[float] = None  # its `runtime` resource: the cluster's time limit, minutes (None: none)
 
     @property
     def label(self) -> str:
@@ -80,7 +82,8 @@ def plan_jobs(configfiles: Sequence[str | Path] = (), targets: Sequence[str] = (
             jobs = list(dag.jobs)
             ids = {job: i for i, job in enumerate(_topological(jobs, dag))}
             specs = sorted((JobSpec(ids[job], job.rule.name, dict(job.wildcards), int(job.threads),
-                                    _benchmark(job), sorted(ids[d] for d in dag.dependencies[job] if d in ids))
+                                    _benchmark(job), sorted(ids[d] for d in dag.dependencies[job] if d in ids),
+                                    **_cluster_resources(job))
                             for job in jobs), key=lambda s: s.id)
             planned_config = _plain(workflow.config)
     except SystemExit as exc:
@@ -115,6 +118,13 @@ def _topological(jobs, dag) -> list:
             if not pending[user]:
                 ready.append(user)
     return order
+
+
+def _cluster_resources(job) -> dict:
+    """A job's GPUs and time limit, as its rule's resources give them (``Workflow.resources``)."""
+    runtime = job.resources.get("runtime")
+    return {"gpu": int(job.resources.get("gpu", 0) or 0),
+            "runtime": float(runtime) if isinstance(runtime, (int, float)) else None}
 
 
 def _benchmark(job) -> Optional[str]:

@@ -2,7 +2,8 @@
 
 ``compute_s`` is the throughput model's time for the job's tokens; ``seconds`` the predicted wall time
 (start-up + compute, or the calibrated ``overhead + factor x compute`` of :mod:`.calibrate`). On a GPU
-type the devices of a job are the profile's ``gpu`` count (0: a CPU job, e.g. data and reports); with
+type the devices of a job are its ``gpu`` resource, planned with ``cluster.enabled`` (0: a CPU job, e.g. data
+and reports); with
 ``--gpu cpu`` (a local run) they are the job's threads (its CPU processes).
 """
 from __future__ import annotations
@@ -67,8 +68,7 @@ def _batch(phase, work: Work, capacity_gb: float) -> Optional[int]:
     return int(max(1, min(auto.max_sequences, free // per_row)))
 
 
-def estimate_jobs(ctx: Context, jobs: list[JobSpec], table: Throughput, gpu: str,
-                  gpus_per_rule: dict[str, int]) -> list[JobEstimate]:
+def estimate_jobs(ctx: Context, jobs: list[JobSpec], table: Throughput, gpu: str) -> list[JobEstimate]:
     table.check_gpu(gpu)
     cpu_mode = gpu == "cpu"
     capacity = float(table.gpus[gpu]["memory_gb"])
@@ -78,7 +78,7 @@ def estimate_jobs(ctx: Context, jobs: list[JobSpec], table: Throughput, gpu: str
             job.devices = max(1, job.threads)
             on_gpu = True                     # "device" = a local CPU process: counted like a GPU
         else:
-            job.devices = gpus_per_rule.get(job.rule, 0)
+            job.devices = job.gpu
             on_gpu = job.devices > 0
         work = work_of(ctx, job)
         device = gpu if on_gpu else "cpu"

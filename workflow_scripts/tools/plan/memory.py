@@ -101,5 +101,5 @@ def _advice(m: TrainMemory, gpus: int, capacity_gb: float, cpu: bool) -> str:
                 return f"{m.knobs}.gradient_checkpointing: true and micro_batch: {m.micro_batch} -> {micro}"
     for g in range(gpus + 1, MAX_GPUS + 1):
         if fits(m, g):
-            return f"more GPUs per job: {g} (profiles/slurm set-resources)"
+            return f"more GPUs per job: {g} (its `gpu` in the experiment's config section `cluster`)"
     return "does not fit even at micro_batch 1 with gradient checkpointing on 8 GPUs (ZeRO-3 / offload: unsupported)"

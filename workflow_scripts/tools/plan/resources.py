@@ -1,22 +1,27 @@
-"""GPUs per job on the cluster: the ``gpu`` entries of a profile's ``set-resources``.
+"""What a cluster run asks for, as the planner sees it: the config a SLURM profile applies.
 
-The plan must use the GPU counts the cluster run will request, and those live in the SLURM profile
-(a YTE template whose site settings can come from ``DRO_REBEL_SLURM_*`` environment variables), not in
-the rule files (which say ``gpu=0`` for local runs). Snakemake's own profile parser reads the file, so
-the numbers are the ones ``snakemake --profile slurm`` would submit; a rule without a ``gpu`` entry is a
-CPU job. The runtime limits (minutes) come along, to warn when an estimate exceeds them.
+GPUs and runtime limits are declared with the rules (``Workflow.resources``, from each experiment's ``cluster``
+section of the config) and asked for when ``cluster.enabled`` is true, which the SLURM profile's ``config:``
+mapping sets along with its site settings (a YTE template whose values can come from ``DRO_REBEL_SLURM_*``
+environment variables, e.g. ``DRO_REBEL_SLURM_ALIGN_GPUS``). The planner builds its DAG with that same mapping
+(:func:`with_profile_config`), so each job's ``gpu`` and ``runtime`` are the ones ``snakemake --profile slurm``
+would submit; a job without a ``gpu`` is a CPU job.
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_PROFILE = REPO / "profiles" / "slurm"
 
 
-def profile_resources(profile: Path | str = DEFAULT_PROFILE) -> dict[str, dict[str, str]]:
-    """{rule: {resource: value}} from the profile's ``set-resources``."""
+def profile_config(profile: Path | str = DEFAULT_PROFILE) -> dict:
+    """The profile's ``config:`` mapping as Snakemake applies it (its own parsers: the values are the strings
+    of ``--config``, typed by the workflow's schema when it loads)."""
+    from snakemake.cli import parse_config
     from snakemake.profiles import ProfileConfigFileParser
 
     path = Path(profile)
@@ -25,20 +30,17 @@ def profile_resources(profile: Path | str = DEFAULT_PROFILE) -> dict[str, dict[s
         raise SystemExit(f"profile {profile} not found (a directory with config.yaml, or the file).")
     with open(path) as fh:
         parsed = dict(ProfileConfigFileParser().parse(fh))
-    rules: dict[str, dict[str, str]] = {}
-    for entry in parsed.get("set-resources") or []:
-        rule, assignment = entry.split(":", 1)
-        key, value = assignment.split("=", 1)
-        rules.setdefault(rule, {})[key] = value
-    return rules
+    return parse_config(parsed.get("config") or [])
 
 
-def gpus_per_rule(resources: dict[str, dict[str, str]]) -> dict[str, int]:
-    return {rule: int(float(r["gpu"])) for rule, r in resources.items() if "gpu" in r}
+def with_profile_config(config: Optional[dict], profile: Path | str = DEFAULT_PROFILE) -> dict:
+    """``config`` overrides with the profile's ``config:`` merged over them: the cluster settings win even over
+    a whole config passed in (the plan rule passes the local run's, whose ``cluster.enabled`` is false)."""
+    from snakemake.utils import update_config
 
-
-def runtime_minutes(resources: dict[str, dict[str, str]]) -> dict[str, float]:
-    return {rule: float(r["runtime"]) for rule, r in resources.items() if "runtime" in r}
+    merged = copy.deepcopy(dict(config or {}))
+    update_config(merged, profile_config(profile))
+    return merged
 
 
 def site_overrides() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Wall time of the grid on a cluster of a given size: list scheduling along the DAG.
 
-A job starts when its dependencies are done and enough GPUs are free (its profile ``gpu`` count);
+A job starts when its dependencies are done and enough GPUs are free (its ``gpu`` resource);
 among the ready jobs the one with the longest remaining path to the end of the DAG goes first (the
 classic critical-path heuristic), and a smaller ready job may start on GPUs a larger one cannot use yet.
 CPU jobs (data, reports; GPU count 0) never wait for GPUs. Queue waits, node fragmentation and failures
