@@ -139,6 +139,12 @@ MALFORMED = [
     ({"armorm": {"regimes": ["offline", "offline"]}}, "armorm.regimes"),
     ({"armorm": {"online": {"align": {"iteration_batch": 4}}}}, "armorm.online.align.anchor"),
     ({"radius_coverage": {"enabled": "yes"}}, "radius_coverage.enabled"),
+    # mini's HH batch (32 = 32) runs on one process; chi2-rebel (a two-process variant in mini) cannot split it
+    ({"hh": {"variants": ["rebel", "chi2-rebel"]}}, "hh.align.global_batch"),
+    ({"emotion": {"regimes": ["offline", "online"], "online": {"variants": ["chi2-rebel"],
+                                                                "align": {"global_batch": 16, "micro_batch": 16,
+                                                                          "iteration_batch": 16}}}},
+     "emotion.online.align.global_batch"),
     ({"lm_eval": {"skip_tasks": ["leaderboard_gpqa_typo"], "demo_task": False}}, "lm_eval.skip_tasks"),
     ({"lm_eval": {"armorm_pairs": ["no+pair"]}}, "lm_eval.armorm_pairs"),
     ({"lm_eval": {"hh_preferences": {"aggregations": ["mixture"], "scales": [123]}}}, "lm_eval.hh_preferences.scales"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts.core.config import read_schema
-from workflow_scripts.core.config.checks import align_errors, missing_directory, missing_splits
+from workflow_scripts.core.config.checks import align_errors, align_procs, missing_directory, missing_splits
 
 
 def schema() -> dict:
@@ -37,7 +37,6 @@ def errors(config: dict) -> list[str]:
     problem = _dataset_error("emotion.dataset", emotion["dataset"], emotion.get("generate_dataset"))
     if problem:
         errors.append(problem)
-    two_procs = config["launch"]["align_two_process_variants"]
     for stage in ("sft", "reward"):
         section = emotion[stage]
         procs = config["launch"]["cpu_procs"]["sft" if stage == "sft" else "reward_model"]
@@ -46,7 +45,7 @@ def errors(config: dict) -> list[str]:
             errors.append(f"config key 'emotion.{stage}.global_batch' ({g}) must be divisible by micro_batch ({m}) "
                           f"x processes ({procs})")
     align = emotion["align"]
-    errors += align_errors("emotion", align, max([config["launch"]["cpu_procs"]["align"]] + ([2] if two_procs else [])))
+    errors += align_errors("emotion", align, align_procs(config, config["variants"]))
     # Training truncates prompt + completion to align.max_length: a completion that does not fit would be
     # scored (reward) on more text than the policy is trained on.
     longest = emotion["pairs"]["prompt_tokens"] + max(emotion["pairs"]["max_new_tokens"], align["max_new_tokens"])
@@ -55,7 +54,7 @@ def errors(config: dict) -> list[str]:
                       f"+ max_new_tokens ({longest}): completions would be cut in training but not when scored")
     if "online" in emotion["regimes"]:
         online = emotion["online"]["align"]
-        errors += align_errors("emotion.online", online, config["launch"]["cpu_procs"]["align"])
+        errors += align_errors("emotion.online", online, align_procs(config, emotion["online"]["variants"]))
         if online["regime"] != "online":
             errors.append("config key 'emotion.online.align.regime' must be 'online'")
         if align["regime"] != "offline":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workflow_scripts.core.config import read_schema
-from workflow_scripts.core.config.checks import align_errors, fits_errors, missing_directory, missing_splits
+from workflow_scripts.core.config.checks import align_errors, align_procs, fits_errors, missing_directory, missing_splits
 
 
 def schema() -> dict:
@@ -16,7 +16,12 @@ def schema() -> dict:
 def errors(config: dict) -> list[str]:
     """The HH checks a schema cannot express (one line each, in a fixed order)."""
     hh = config["hh"]
-    errors = align_errors("hh", hh["align"], config["launch"]["cpu_procs"]["align"])
+    # The hh_align rule gives each job the template's per-variant process count (hh/workflow.py runs these variants).
+    prefs = hh["preferences"]
+    variants = set(hh["variants"] or config["variants"])
+    if any(a != "mixture" for a in prefs["aggregations"]):
+        variants |= set(prefs["pessimistic_variants"])
+    errors = align_errors("hh", hh["align"], align_procs(config, sorted(variants)))
     errors += fits_errors("hh", hh["completions"], "hh.align", hh["align"])
     rm = hh["reward_models"]
     if set(rm["pretrained"]) != set(rm["subsets"]):

@@ -12,6 +12,15 @@ from pathlib import Path
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
+def align_procs(config: dict, variants) -> int:
+    """The most CPU processes an alignment job of the ``align`` template runs on over ``variants``, as the rules
+    give them (``Workflow.procs``): 2 for a variant in ``launch.align_two_process_variants``, else
+    ``launch.cpu_procs.align``. The batch arithmetic is checked against it, so a grid whose two-process variant cannot
+    split its batch stops at config load, not in a job's DeepSpeed assertion hours later."""
+    launch = config["launch"]
+    return max(2 if v in launch["align_two_process_variants"] else launch["cpu_procs"]["align"] for v in variants)
+
+
 def align_errors(experiment: str, align: dict, procs: int) -> list[str]:
     """The alignment section's batch arithmetic and iteration structure (every experiment)."""
     from workflow_scripts.core.train.schedule import check_iteration_structure
