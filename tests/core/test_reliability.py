@@ -139,6 +139,7 @@ MALFORMED = [
     ({"armorm": {"regimes": ["offline", "offline"]}}, "armorm.regimes"),
     ({"armorm": {"online": {"align": {"iteration_batch": 4}}}}, "armorm.online.align.anchor"),
     ({"radius_coverage": {"enabled": "yes"}}, "radius_coverage.enabled"),
+    ({"cluster": {"canary": {"like": "emotion.algin"}}}, "cluster.canary.like"),
     # mini's HH batch (32 = 32) runs on one process; chi2-rebel (a two-process variant in mini) cannot split it
     ({"hh": {"variants": ["rebel", "chi2-rebel"]}}, "hh.align.global_batch"),
     ({"emotion": {"regimes": ["offline", "online"], "online": {"variants": ["chi2-rebel"],

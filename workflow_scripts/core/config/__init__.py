@@ -49,10 +49,22 @@ def _schema() -> dict:
 
 
 def _semantic_errors(config: dict) -> list[str]:
-    """Every experiment's checks a schema cannot express, experiments in name order."""
+    """The shared keys' checks a schema cannot express, then every experiment's, experiments in name order."""
     from workflow_scripts.core.experiments import experiment_modules
 
-    return [e for module in experiment_modules("config").values() for e in module.errors(config)]
+    return _canary_errors(config) + [e for module in experiment_modules("config").values()
+                                     for e in module.errors(config)]
+
+
+def _canary_errors(config: dict) -> list[str]:
+    """``cluster.canary.like`` must name a job kind some experiment's ``cluster`` section defines: the canary is
+    launched like it, and an unknown name would otherwise fail only on the cluster, when the DAG is built."""
+    like = config["cluster"]["canary"]["like"]
+    experiment, _, kind = like.partition(".")
+    if kind in ((config.get(experiment) or {}).get("cluster") or {}):
+        return []
+    return [f"config key 'cluster.canary.like' ({like!r}) names no job kind of an experiment's cluster section "
+            "(<experiment>.<kind>, e.g. the alignment jobs the canary stands for)"]
 
 
 def _key(path) -> str:
