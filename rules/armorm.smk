@@ -150,8 +150,8 @@ rule armorm_prefs:
 
 # The WDPO protocol: offline, REBEL anchored at the base policy (armorm.align). Every ArmoRM alignment job
 # (offline and online) runs on launch.cpu_procs.align CPU processes, whatever its variant: the config check
-# splits ArmoRM's align batches over that count only (launch.align_two_process_variants is checked for
-# emotion's), and the mini preset's ArmoRM batch (global = micro = 16) does not split over 2.
+# splits ArmoRM's align batches over that count only (launch.align_two_process_variants applies to the emotion
+# and HH grids), and the mini preset's ArmoRM batch (global = micro = 16) does not split over 2.
 use rule align as armorm_align with:
     input:
         pairs=A.prefs_path,

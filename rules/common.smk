@@ -36,8 +36,8 @@ prepare_job_environment(workflow.basedir)
 W = ExperimentHelpers(config)
 PRESET = config["preset"]
 RESULTS = W.results
-LOGS = f"logs/{PRESET}"
-BENCHMARKS = f"benchmarks/{PRESET}"
+LOGS = W.logs
+BENCHMARKS = W.benchmarks
 
 
 # Before any job is submitted (not on dry runs): a cluster executor whose commands are missing, or that would get

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path

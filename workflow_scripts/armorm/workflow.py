@@ -148,9 +148,9 @@ class ArmoRMRules:
 
     def selection_evals(self) -> list[str]:
         """The selection job's inputs: the VALIDATION CSVs (only) of those pairs' offline runs."""
-        split = EVAL_SPLITS[0]
+        split, chosen = EVAL_SPLITS[0], set(self.leaderboard_pairs())
         return [f"{self.root}/eval/{split}/{name}/{run.path}.csv" for name, run in self.runs_of("offline")
-                if name in self.leaderboard_pairs()]
+                if name in chosen]
 
     def selection_flags(self) -> str:
         pairs = [p for p in self.pairs if p["name"] in self.leaderboard_pairs()]

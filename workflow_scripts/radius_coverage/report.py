@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
